@@ -1,0 +1,1 @@
+"""freshrank: continuously fine-tuned BERT-class search ranking on daily log spans."""

@@ -1,0 +1,179 @@
+"""The `freshrank` command line.
+
+Exit codes (every command):
+  0  success (for `run`: the run completed, pushed or not blessed)
+  1  anything else failed; the message says what to do
+  2  usage error (bad flag, bad date, missing data directory)
+  3  data rejected: the span broke the schema or drifted past it; nothing was trained or pushed
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import traceback
+
+import click
+
+from freshrank.env import configure
+
+configure()
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+
+
+def _day(_ctx, _param, value: str | None) -> datetime.date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Keep a BERT search ranker fresh: ingest daily spans, gate, warm-start, bless, push."""
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Landing directory for spans.")
+@click.option("--start", required=True, callback=_day, help="First day, YYYY-MM-DD.")
+@click.option("--days", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--requests-per-day", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--drift", default="mild", show_default=True, type=click.Choice(["mild", "strong"]))
+@click.option("--overwrite", is_flag=True, help="Replace spans that already exist.")
+def simulate(out, start, days, requests_per_day, seed, drift, overwrite) -> None:
+    """Write DAYS complete spans of a generated, drifting shop (same seed, same bytes)."""
+    from tqdm import tqdm
+
+    from freshrank.market import simulate as simulate_market
+
+    with tqdm(total=days, unit="day", file=sys.stderr, disable=None) as bar:
+        def progress(day, rows):
+            bar.set_postfix_str(f"{day} {rows} rows")
+            bar.update(1)
+
+        try:
+            paths = simulate_market(out, start, days, requests_per_day=requests_per_day, seed=seed,
+                                    drift=drift, progress=progress, overwrite=overwrite)
+        except FileExistsError as error:
+            raise click.UsageError(f"{error} (pass --overwrite to replace it)") from None
+    for path in paths:
+        click.echo(str(path))
+
+
+def _train_options(f):
+    options = [
+        click.option("--epochs", type=click.IntRange(min=1), help="Passes over the window per update."),
+        click.option("--batch-size", type=click.IntRange(min=1)),
+        click.option("--learning-rate", type=float, help="Peak learning rate from scratch."),
+        click.option("--warm-start-learning-rate", type=float, help="Peak learning rate when warm-starting."),
+        click.option("--update-mode", type=click.Choice(["full", "partial"])),
+        click.option("--replay-fraction", type=click.FloatRange(0.0, 1.0),
+                     help="Share of each older window span replayed (the newest span is always whole)."),
+        click.option("--distill-weight", type=click.FloatRange(min=0.0),
+                     help="Weight of the base model's scores as soft labels."),
+        click.option("--init-checkpoint", type=click.Path(exists=True, file_okay=False),
+                     help="Google BERT checkpoint directory (bert_config.json, vocab.txt, bert_model.ckpt.*)."),
+        click.option("--distribution", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"])),
+        click.option("--train-config", type=click.Path(exists=True, dir_okay=False),
+                     help="JSON file of trainer settings (flags override it)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _train_config(kwargs: dict):
+    from trainer.config import TrainConfig
+
+    raw: dict = {}
+    path = kwargs.pop("train_config", None)
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    for key in ("epochs", "batch_size", "learning_rate", "warm_start_learning_rate", "update_mode",
+                "replay_fraction", "distill_weight", "init_checkpoint", "distribution"):
+        value = kwargs.pop(key, None)
+        if value is not None:
+            raw[key] = value
+    try:
+        return TrainConfig.from_dict(raw)
+    except (TypeError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
+
+
+@main.command()
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Landing directory holding YYYY-MM-DD/ spans.")
+@click.option("--home", required=True, type=click.Path(file_okay=False),
+              help="State directory: ML Metadata, pipeline outputs, serving models, runs.jsonl.")
+@click.option("--span", callback=_day, help="Run this span (YYYY-MM-DD) instead of the newest complete one.")
+@click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
+              help="Train on the newest N validated spans.")
+@click.option("--from-scratch", is_flag=True, help="Do not warm-start (the serving model is still the baseline).")
+@click.option("--model-name", default="ranker", show_default=True)
+@click.option("--min-auc", default=0.55, show_default=True, type=float, help="AUC floor for blessing.")
+@click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="How much worse than the serving model (absolute AUC/NDCG) still blesses.")
+@_train_options
+def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, **train) -> None:
+    """Run the pipeline once on one span; the last stdout line is the run's JSON record."""
+    from tfx_pipeline import spans
+    from tfx_pipeline.config import PipelineConfig
+
+    train_config = _train_config(train)
+    try:
+        day = spans.resolve_span(data_root, span)
+        config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
+                                from_scratch=from_scratch, model_name=model_name, train=train_config,
+                                min_auc=min_auc, bless_tolerance=bless_tolerance)
+    except (FileNotFoundError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
+    sys.exit(_run(config))
+
+
+def _log_progress() -> None:
+    """Component progress (TFX, Beam, Keras) on stderr, so stdout ends with the JSON record."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    absl_logging.set_verbosity(absl_logging.INFO)
+    for noisy in ("apache_beam", "tensorflow", "absl.apache_beam", "googleapiclient"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(config) -> int:
+    from tfx_pipeline.local_runner import HomeLocked, run_once
+    from tfx_pipeline.run_summary import REJECTED_DATA
+
+    _log_progress()
+    click.echo(f"freshrank: running span {config.span} (window {config.window}) in {config.home}", err=True)
+    try:
+        record = run_once(config)
+    except HomeLocked as error:
+        click.echo(f"error: {error}", err=True)
+        return EXIT_FAILED
+    except Exception as error:  # noqa: BLE001 - the one place a run's failure becomes an exit code
+        traceback.print_exc()
+        click.echo(f"error: span {config.span} failed: {type(error).__name__}: {error}", err=True)
+        click.echo(f"  logs above; ML Metadata: {config.metadata_path}. Fix the cause and rerun "
+                   f"`freshrank run --span {config.span}`.", err=True)
+        return EXIT_FAILED
+    if record["status"] == REJECTED_DATA:
+        click.echo(f"error: span {config.span} rejected; nothing trained or pushed, the serving model stays:",
+                   err=True)
+        for problem in record["problems"]:
+            click.echo(f"  {problem}", err=True)
+        click.echo("  fix the span's data (or the schema in schemas/schema.pbtxt if the change is real) "
+                   "and rerun.", err=True)
+    click.echo(json.dumps(record, sort_keys=True, ensure_ascii=False))
+    return EXIT_REJECTED if record["status"] == REJECTED_DATA else EXIT_OK
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Running the pipeline once on this machine: LocalDagRunner, sqlite ML Metadata, DirectRunner."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+
+from tfx import v1 as tfx
+
+from tfx_pipeline import run_summary
+from tfx_pipeline.config import PipelineConfig
+from tfx_pipeline.data_gate import DataRejected
+from tfx_pipeline.lineage import Lineage
+from tfx_pipeline.pipeline import create_pipeline
+
+log = logging.getLogger("freshrank.run")
+
+
+class HomeLocked(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def home_lock(home: str):
+    """One run per home at a time: two would race on ML Metadata and the serving directory."""
+    os.makedirs(home, exist_ok=True)
+    path = os.path.join(home, ".lock")
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise HomeLocked(
+                f"{home} is in use by {holder}; wait for that run to finish (only one run per --home)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_once(config: PipelineConfig) -> dict:
+    """Runs the pipeline for `config.span`; returns the run record (already appended to runs.jsonl)."""
+    import tensorflow_text  # noqa: F401  (registers the ranker's ops for the in-process Evaluator)
+
+    started = time.time()
+    span = config.span.isoformat()
+    with home_lock(config.home):
+        try:
+            tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        except Exception as error:  # noqa: BLE001 - classified below, re-raised when not data
+            rejection = _find(error, DataRejected)
+            if rejection is None:
+                raise
+            record = run_summary.rejected(span, [str(p) for p in rejection.problems], time.time() - started)
+            run_summary.append(config.runs_log, record)
+            return record
+        lineage = Lineage(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+        nodes = lineage.run_nodes(lineage.latest_run_id())
+        record = run_summary.summarize(lineage, nodes, span, time.time() - started)
+        run_summary.append(config.runs_log, record)
+        return record
+
+
+def _find(error: BaseException, kind: type) -> BaseException | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

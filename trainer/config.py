@@ -1,0 +1,121 @@
+"""Ranker and training settings, carried from the pipeline to `run_fn` as one JSON document.
+
+They travel through the Trainer's `custom_config` so a compiled Kubeflow pipeline carries
+exactly what a local run uses; unknown keys are an error so a typo never silently falls
+back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+# Features the model reads, as they arrive from ExampleGen and from gRPC clients.
+TEXT_FEATURES = ("query", "title", "brand", "category", "product_id")
+PRICE_FEATURE = "price"
+LABEL_KEY = "purchased"
+CLICK_KEY = "clicked"
+GROUP_KEY = "request_id"
+ID_FEATURES = ("product_id", "brand", "category")
+
+
+@dataclasses.dataclass
+class BertConfig:
+    """Encoder shape. CPU-friendly defaults; BERT-base is 12 layers, 768 hidden, 12 heads, 3072."""
+
+    vocab_size: int = 0  # fixed by the vocabulary actually used
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 256
+    max_seq_length: int = 48
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    dropout_rate: float = 0.1
+    attention_dropout_rate: float = 0.1
+    initializer_range: float = 0.02
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything `run_fn` needs besides the data and the base model."""
+
+    bert: BertConfig = dataclasses.field(default_factory=BertConfig)
+    # Side features.
+    id_embedding_dim: int = 16
+    max_ids_per_feature: int = 200_000
+    head_hidden_size: int = 64
+    click_loss_weight: float = 0.3  # multi-task click head; 0 turns it off
+    loss: str = "bce"  # "bce" (purchase log-loss) or "mse"
+    # Optimisation.
+    learning_rate: float = 1e-3
+    warm_start_learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    batch_size: int = 64
+    epochs: int = 2
+    early_stopping_patience: int = 1
+    steps_per_epoch: int | None = None  # None: one pass over the training split
+    # Incremental update.
+    update_mode: str = "full"  # "full" or "partial" (embeddings and lower layers frozen)
+    frozen_layers: int = 1  # in partial mode: encoder layers frozen from the bottom
+    replay_fraction: float = 1.0  # share of each older window span replayed (window assembly)
+    distill_weight: float = 0.0  # weight of the base model's predictions as soft labels
+    # Vocabulary.
+    vocab_size: int = 4000
+    init_checkpoint: str | None = None
+    # tf.distribute: "default", "mirrored", "multi_worker", "tpu".
+    distribution: str = "default"
+    tpu_address: str | None = None
+    seed: int = 42
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        raw = dict(raw)
+        bert_raw = raw.pop("bert", {}) or {}
+        _reject_unknown(cls, raw, "training setting")
+        _reject_unknown(BertConfig, bert_raw, "BERT setting")
+        config = cls(bert=BertConfig(**bert_raw), **raw)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+    def validate(self) -> None:
+        problems = []
+        if self.loss not in ("bce", "mse"):
+            problems.append(f"loss must be 'bce' or 'mse', got {self.loss!r}")
+        if self.update_mode not in ("full", "partial"):
+            problems.append(f"update_mode must be 'full' or 'partial', got {self.update_mode!r}")
+        if self.distribution not in ("default", "mirrored", "multi_worker", "tpu"):
+            problems.append(
+                f"distribution must be default, mirrored, multi_worker or tpu, got {self.distribution!r}"
+            )
+        if not 0.0 <= self.replay_fraction <= 1.0:
+            problems.append(f"replay_fraction must lie in [0, 1], got {self.replay_fraction}")
+        if self.batch_size < 1 or self.epochs < 1:
+            problems.append("batch_size and epochs must be >= 1")
+        if self.learning_rate <= 0 or self.warm_start_learning_rate <= 0:
+            problems.append("learning rates must be > 0")
+        if self.bert.hidden_size % self.bert.num_heads:
+            problems.append(
+                f"hidden_size {self.bert.hidden_size} must be divisible by num_heads {self.bert.num_heads}"
+            )
+        if self.bert.max_seq_length < 8:
+            problems.append("max_seq_length must be >= 8")
+        if self.distill_weight < 0 or self.click_loss_weight < 0:
+            problems.append("loss weights must be >= 0")
+        if problems:
+            raise ValueError("invalid trainer config: " + "; ".join(problems))
+
+
+def _reject_unknown(cls: type, raw: dict[str, Any], what: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {sorted(known)}")

@@ -1,0 +1,44 @@
+"""In-graph tokenization: clients send raw strings, the SavedModel turns them into BERT inputs.
+
+Keeping the tokenizer inside the graph means serving cannot drift from training and a
+gRPC client needs no Python-side preprocessing. The pair is encoded as
+`[CLS] query [SEP] title brand category [SEP]`, trimmed round-robin to `max_seq_length`.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+import tf_keras as keras
+
+
+class PairTokenizer(keras.layers.Layer):
+    """Maps (query, product text) string batches to word ids, input mask and segment ids."""
+
+    def __init__(self, vocab_path: str, vocab: list[str], max_seq_length: int, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.max_seq_length = max_seq_length
+        self._cls_id = vocab.index("[CLS]")
+        self._sep_id = vocab.index("[SEP]")
+        self._pad_id = vocab.index("[PAD]")
+        # A file-backed table: the vocabulary ships as an asset of every exported model.
+        self.tokenizer = tf_text.BertTokenizer(
+            vocab_path, token_out_type=tf.int64, lower_case=True, unknown_token="[UNK]"
+        )
+        self.trimmer = tf_text.RoundRobinTrimmer(max_seq_length=max_seq_length - 3)
+
+    def call(self, query: tf.Tensor, document: tf.Tensor) -> dict[str, tf.Tensor]:
+        q = self.tokenizer.tokenize(query).merge_dims(-2, -1)
+        d = self.tokenizer.tokenize(document).merge_dims(-2, -1)
+        q, d = self.trimmer.trim([q, d])
+        ids, segments = tf_text.combine_segments(
+            [q, d], start_of_sequence_id=self._cls_id, end_of_segment_id=self._sep_id
+        )
+        word_ids, mask = tf_text.pad_model_inputs(ids, self.max_seq_length, pad_value=self._pad_id)
+        type_ids, _ = tf_text.pad_model_inputs(segments, self.max_seq_length, pad_value=0)
+        return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
+
+
+def product_text(title: tf.Tensor, brand: tf.Tensor, category: tf.Tensor) -> tf.Tensor:
+    """The document side of the pair; brand and category go in as words the encoder can match."""
+    category_words = tf.strings.regex_replace(category, "_", " ")
+    return tf.strings.join([title, brand, category_words], separator=" ")

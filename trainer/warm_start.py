@@ -1,0 +1,79 @@
+"""Warm start: every weight of the base model restored, id embeddings remapped by id.
+
+Id vocabularies grow between updates, so embedding rows are matched by id, not by index:
+known ids keep their learned row, new ids keep the fresh initialisation of the new model
+(`tf.keras.utils.warmstart_embedding_matrix` semantics, done here by name for all tables).
+The optimizer starts fresh: AdamW moments from a different data window mislead more than
+they help, and the learning-rate warm-up absorbs the cold moments.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tf_keras as keras
+
+from trainer.config import ID_FEATURES
+from trainer.model import Vocabularies
+
+
+@dataclasses.dataclass
+class WarmStartReport:
+    restored: int
+    remapped_rows: dict[str, int]  # feature -> rows copied from the base model
+    new_ids: dict[str, int]  # feature -> ids without a base row
+
+
+def restore_weights(
+    model: keras.Model,
+    base_weights: dict[str, np.ndarray],
+    base_vocabs: Vocabularies,
+    vocabs: Vocabularies,
+) -> WarmStartReport:
+    embedding_vars = {f"{feature}_embedding/embeddings:0": feature for feature in ID_FEATURES}
+    missing = sorted(set(base_weights) - {v.name for v in model.variables})
+    if missing:
+        raise ValueError(
+            f"base model variable {missing[0]} has no counterpart in the new model "
+            f"({len(missing)} unmatched); the architecture changed: use --from-scratch"
+        )
+    restored, remapped, fresh = 0, {}, {}
+    for variable in model.variables:
+        if variable.name not in base_weights:
+            raise ValueError(
+                f"variable {variable.name} is not in the base model; the architecture changed: "
+                "use --from-scratch"
+            )
+        old = base_weights[variable.name]
+        feature = embedding_vars.get(variable.name)
+        if feature is not None:
+            new, copied = remap_rows(variable.numpy(), old, base_vocabs.ids[feature], vocabs.ids[feature])
+            variable.assign(new)
+            remapped[feature] = copied
+            fresh[feature] = len(vocabs.ids[feature]) - copied
+        else:
+            if tuple(old.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"variable {variable.name}: base model shape {tuple(old.shape)} != new model "
+                    f"shape {tuple(variable.shape)}; use --from-scratch"
+                )
+            variable.assign(old)
+        restored += 1
+    return WarmStartReport(restored, remapped, fresh)
+
+
+def remap_rows(
+    fresh: np.ndarray, old: np.ndarray, old_ids: list[str], new_ids: list[str]
+) -> tuple[np.ndarray, int]:
+    """Rows of `old` moved to where each id sits in `new_ids`; row 0 (unknown ids) carried over."""
+    if fresh.shape[1] != old.shape[1]:
+        raise ValueError(f"embedding width changed ({old.shape[1]} -> {fresh.shape[1]}); use --from-scratch")
+    out = fresh.copy()
+    old_index = {i: row for row, i in enumerate(old_ids)}
+    copied = 0
+    for row, i in enumerate(new_ids):
+        src = 0 if row == 0 else old_index.get(i)
+        if src is not None and src < old.shape[0]:
+            out[row] = old[src]
+            copied += 1
+    return out, copied
