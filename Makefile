@@ -24,6 +24,7 @@ $(STAMP): setup.py
 	@touch $(STAMP)
 
 demo: setup
+	rm -rf $(DEMO_HOME)
 	$(VENV)/bin/freshrank demo --home $(DEMO_HOME)
 
 test: setup

@@ -22,7 +22,7 @@ class PipelineConfig:
     pipeline_name: str = "freshrank"
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     # Blessing: an absolute floor always, and no worse than the serving model by more than this.
-    min_auc: float = 0.55
+    min_auc: float = 0.52
     bless_tolerance: float = 0.0
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
 

@@ -39,10 +39,12 @@ def eval_config(min_auc: float, bless_tolerance: float) -> tfma.EvalConfig:
             ),
             tfma.MetricsSpec(
                 query_key=GROUP_KEY,
+                # top_k through binarize (not the metric's own config) so thresholds find ndcg@k.
+                binarize=tfma.BinarizationOptions(top_k_list={"values": [NDCG_K]}),
                 metrics=[
                     tfma.MetricConfig(
                         class_name="NDCG",
-                        config=json.dumps({"gain_key": LABEL_KEY, "top_k_list": [NDCG_K]}),
+                        config=json.dumps({"gain_key": LABEL_KEY}),
                         threshold=threshold(0.0),
                     )
                 ],

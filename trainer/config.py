@@ -48,13 +48,13 @@ class TrainConfig:
     click_loss_weight: float = 0.3  # multi-task click head; 0 turns it off
     loss: str = "bce"  # "bce" (purchase log-loss) or "mse"
     # Optimisation.
-    learning_rate: float = 1e-3
-    warm_start_learning_rate: float = 3e-4
+    learning_rate: float = 3e-3
+    warm_start_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     batch_size: int = 64
-    epochs: int = 2
-    early_stopping_patience: int = 1
+    epochs: int = 3
+    early_stopping_patience: int = 2
     steps_per_epoch: int | None = None  # None: one pass over the training split
     # Incremental update.
     update_mode: str = "full"  # "full" or "partial" (embeddings and lower layers frozen)

@@ -54,6 +54,7 @@ def train(
 ) -> dict:
     """Trains and exports one model; returns the facts also written into the export's model.json."""
     started = time.time()
+    keras.backend.clear_session()  # several updates in one process must not share Keras state
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.distribution, config.tpu_address)
     window = data.scan(train_files)

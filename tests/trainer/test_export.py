@@ -1,0 +1,80 @@
+"""The export is a TF Serving servable: three signatures that agree, and what warm start reads back."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from trainer import export
+from trainer import vocab as vocab_lib
+from trainer.config import TrainConfig
+from trainer.model import Preprocessor, Vocabularies, build_core
+
+ROWS = {
+    "query": ["跑步鞋 男", "phone 5g"],
+    "title": ["Nike 耐克 跑鞋 running shoes", "Xiaomi 小米 手机 phone"],
+    "brand": ["Nike", "Xiaomi"],
+    "category": ["shoes", "phones"],
+    "product_id": ["p1", "p-never-seen"],
+    "price": [399.0, 1999.0],
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "shoes", "phone", "跑", "鞋", "手", "机"]
+    vocab_lib.write_lines(str(tmp / "src" / "vocab.txt"), words)
+    ids = {"product_id": ["[UNK]", "p1"], "brand": ["[UNK]", "Nike"], "category": ["[UNK]", "shoes"]}
+    vocabs = Vocabularies(str(tmp / "src" / "vocab.txt"), words, ids, 5.0, 1.5)
+    config = TrainConfig()
+    model = build_core(config, vocabs)
+    out = str(tmp / "model")
+    export.export_ranker(Preprocessor(config, vocabs), model, out, config, vocabs, {"train_examples": 12})
+    return out, model
+
+
+def _examples():
+    serialized = []
+    for i in range(2):
+        feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[ROWS[k][i].encode()]))
+                   for k in ("query", "title", "brand", "category", "product_id")}
+        feature["price"] = tf.train.Feature(float_list=tf.train.FloatList(value=[ROWS["price"][i]]))
+        serialized.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return tf.constant(serialized)
+
+
+def test_signatures_agree_and_carry_tf_serving_method_names(exported):
+    path, _ = exported
+    loaded = tf.saved_model.load(path)
+    raw = {k: tf.constant(v) for k, v in ROWS.items()}
+    score = loaded.signatures["serving_default"](**raw)["score"].numpy()
+    regress = loaded.signatures["regress"](inputs=_examples())["outputs"].numpy()
+    classify = loaded.signatures["classify"](inputs=_examples())
+    np.testing.assert_allclose(score, regress, rtol=1e-6)
+    np.testing.assert_allclose(classify["scores"].numpy()[:, 1], score, rtol=1e-6)
+    assert classify["classes"].numpy().tolist() == [[b"0", b"1"], [b"0", b"1"]]
+    assert ((score > 0) & (score < 1)).all()
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(f"{path}/saved_model.pb", "rb").read())
+    signatures = proto.meta_graphs[0].signature_def
+    assert signatures["regress"].method_name == "tensorflow/serving/regress"
+    assert signatures["classify"].method_name == "tensorflow/serving/classify"
+    assert signatures["serving_default"].method_name == "tensorflow/serving/predict"
+    assert set(signatures["serving_default"].inputs) == set(ROWS)
+
+
+def test_base_model_reads_back_weights_vocabularies_and_facts(exported):
+    path, model = exported
+    base = export.load_base_model(path)
+    assert base.vocabs.wordpiece[:4] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    assert base.vocabs.ids["product_id"] == ["[UNK]", "p1"]
+    assert base.vocabs.price_log_mean == 5.0 and base.facts == {"train_examples": 12}
+    assert set(base.weights) == {v.name for v in model.variables}
+    for v in model.variables:
+        np.testing.assert_array_equal(base.weights[v.name], v.numpy())
+
+
+def test_a_foreign_model_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="--from-scratch"):
+        export.load_base_model(str(tmp_path))

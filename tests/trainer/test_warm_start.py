@@ -1,0 +1,70 @@
+"""Warm start restores every weight and keeps each known id's learned row when ids grow."""
+import numpy as np
+import pytest
+
+from trainer import vocab as vocab_lib
+from trainer.config import TrainConfig
+from trainer.model import Vocabularies, build_core
+from trainer.warm_start import restore_weights
+
+
+def _vocabs(tmp_path, products):
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "shoes", "跑", "鞋"]
+    path = tmp_path / "vocab.txt"
+    vocab_lib.write_lines(str(path), words)
+    ids = {"product_id": ["[UNK]", *products], "brand": ["[UNK]", "nike"], "category": ["[UNK]", "shoes"]}
+    return Vocabularies(str(path), words, ids, 3.0, 1.0)
+
+
+def _weights(model):
+    return {v.name: v.numpy() for v in model.variables}
+
+
+def test_known_ids_keep_rows_new_ids_get_fresh_rows(tmp_path):
+    config = TrainConfig()
+    old_vocabs = _vocabs(tmp_path, ["p1", "p2", "p3"])
+    old = build_core(config, old_vocabs)
+    rng = np.random.default_rng(0)
+    for v in old.variables:  # make every weight distinctive, as if trained
+        v.assign(rng.normal(size=v.shape).astype(np.float32))
+    base = _weights(old)
+
+    # A new window: p2 gone from the data but kept, p9 and p4 new.
+    new_vocabs = _vocabs(tmp_path, ["p1", "p2", "p3", "p9", "p4"])
+    config.seed = 7
+    new = build_core(config, new_vocabs)
+    fresh = _weights(new)["product_id_embedding/embeddings:0"].copy()
+    report = restore_weights(new, base, old_vocabs, new_vocabs)
+
+    table = _weights(new)["product_id_embedding/embeddings:0"]
+    old_table = base["product_id_embedding/embeddings:0"]
+    np.testing.assert_array_equal(table[:4], old_table[:4])  # [UNK], p1, p2, p3 kept
+    np.testing.assert_array_equal(table[4:], fresh[4:])  # p9, p4 keep their fresh init
+    assert not any(np.allclose(table[4], row) for row in old_table)
+    assert report.remapped_rows["product_id"] == 4 and report.new_ids["product_id"] == 2
+    for name, value in base.items():
+        if "embedding/embeddings" not in name:
+            np.testing.assert_array_equal(_weights(new)[name], value, err_msg=name)
+    assert report.restored == len(new.variables)
+
+
+def test_reordered_ids_follow_their_id_not_their_index(tmp_path):
+    config = TrainConfig()
+    old_vocabs = _vocabs(tmp_path, ["p1", "p2"])
+    old = build_core(config, old_vocabs)
+    base = _weights(old)
+    new_vocabs = _vocabs(tmp_path, ["p2", "p1"])
+    new = build_core(config, new_vocabs)
+    restore_weights(new, base, old_vocabs, new_vocabs)
+    table = _weights(new)["product_id_embedding/embeddings:0"]
+    old_table = base["product_id_embedding/embeddings:0"]
+    np.testing.assert_array_equal(table[1], old_table[2])
+    np.testing.assert_array_equal(table[2], old_table[1])
+
+
+def test_architecture_change_names_the_variable(tmp_path):
+    vocabs = _vocabs(tmp_path, ["p1"])
+    base = _weights(build_core(TrainConfig(), vocabs))
+    wider = TrainConfig(head_hidden_size=32)
+    with pytest.raises(ValueError, match=r"head/dense/kernel.*from-scratch"):
+        restore_weights(build_core(wider, vocabs), base, vocabs, vocabs)
