@@ -16,7 +16,7 @@ import tf_keras as keras
 
 from trainer.bert import BertEncoder
 from trainer.config import ID_FEATURES, PRICE_FEATURE, TEXT_FEATURES, TrainConfig
-from trainer.text import PairTokenizer, product_text
+from trainer.text import PairTokenizer, overlap, product_text
 
 
 @dataclasses.dataclass
@@ -52,7 +52,12 @@ class Preprocessor(tf.Module):
 
     def __call__(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         document = product_text(features["title"], features["brand"], features["category"])
-        out = dict(self.tokenizer(features["query"], document))
+        query = self.tokenizer.wordpieces(features["query"])
+        words = self.tokenizer.wordpieces(document)
+        out = dict(self.tokenizer.encode(query, words))
+        out["match"] = tf.stack(
+            [overlap(query, words), overlap(query, self.tokenizer.wordpieces(features["brand"]))], axis=1
+        )
         for feature, lookup in self.lookups.items():
             out[f"{feature}_row"] = lookup(features[feature])
         price = tf.math.log1p(tf.maximum(tf.cast(features[PRICE_FEATURE], tf.float32), 0.0))
@@ -61,7 +66,7 @@ class Preprocessor(tf.Module):
 
 
 def build_core(config: TrainConfig, vocabs: Vocabularies) -> keras.Model:
-    """The network: encoder inputs and id rows -> {'purchase_logit', 'click_logit'}."""
+    """The network: encoder inputs, id rows, price and lexical match -> {'purchase_logit', 'click_logit'}."""
     bert_config = dataclasses.replace(config.bert, vocab_size=len(vocabs.wordpiece))
     seq = bert_config.max_seq_length
     inputs = {
@@ -71,6 +76,7 @@ def build_core(config: TrainConfig, vocabs: Vocabularies) -> keras.Model:
     for feature in ID_FEATURES:
         inputs[f"{feature}_row"] = keras.Input(shape=(), dtype=tf.int64, name=f"{feature}_row")
     inputs["price_norm"] = keras.Input(shape=(), dtype=tf.float32, name="price_norm")
+    inputs["match"] = keras.Input(shape=(2,), dtype=tf.float32, name="match")
 
     encoder = BertEncoder(bert_config, name="bert")
     pooled = encoder({k: inputs[k] for k in ("input_word_ids", "input_mask", "input_type_ids")})[
@@ -84,6 +90,7 @@ def build_core(config: TrainConfig, vocabs: Vocabularies) -> keras.Model:
         )
         side.append(embed(inputs[f"{feature}_row"]))
     side.append(keras.layers.Reshape((1,), name="price")(inputs["price_norm"]))
+    side.append(inputs["match"])
 
     hidden = keras.layers.Dense(config.head_hidden_size, activation="gelu", name="head/dense")(
         keras.layers.Concatenate(name="head/concat")(side)

@@ -32,7 +32,10 @@ def chain(tmp_path_factory):
     _cli("simulate", "--out", str(data), "--start", DAYS[0], "--days", "3", "--requests-per-day", "500")
     records = []
     for day in DAYS:
-        result = _cli("run", "--data", str(data), "--home", str(home), "--span", day, "--min-auc", "0.5")
+        # Blessing always passes here: this test is about the warm-start chain, and 500 searches
+        # a day leave only ~20 purchases in a test split, too few for a stable AUC comparison.
+        result = _cli("run", "--data", str(data), "--home", str(home), "--span", day,
+                      "--min-auc", "0.0", "--bless-tolerance", "1.0")
         records.append(json.loads(result.stdout.strip().splitlines()[-1]))
     return home, records
 

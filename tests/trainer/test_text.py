@@ -1,0 +1,37 @@
+"""In-graph tokenization of the (query, product) pair and the lexical-match feature."""
+import numpy as np
+import tensorflow as tf
+
+from trainer import vocab as vocab_lib
+from trainer.text import PairTokenizer, overlap
+
+
+def _tokenizer(tmp_path, max_seq_length=12):
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "nike", "running", "shoes", "跑", "鞋", "red"]
+    path = tmp_path / "vocab.txt"
+    vocab_lib.write_lines(str(path), words)
+    return PairTokenizer(str(path), words, max_seq_length), words
+
+
+def test_pair_is_cls_query_sep_document_sep_padded(tmp_path):
+    tok, words = _tokenizer(tmp_path)
+    out = tok(tf.constant(["Nike 跑鞋"]), tf.constant(["red running shoes"]))
+    ids = [words[i] for i in out["input_word_ids"].numpy()[0]]
+    assert ids == ["[CLS]", "nike", "跑", "鞋", "[SEP]", "red", "running", "shoes", "[SEP]",
+                   "[PAD]", "[PAD]", "[PAD]"]
+    assert out["input_type_ids"].numpy()[0].tolist() == [0] * 5 + [1] * 4 + [0] * 3
+    assert out["input_mask"].numpy()[0].tolist() == [1] * 9 + [0] * 3
+
+
+def test_long_pairs_are_trimmed_to_the_sequence_length(tmp_path):
+    tok, _ = _tokenizer(tmp_path, max_seq_length=8)
+    out = tok(tf.constant(["nike running shoes red"]), tf.constant(["red running shoes nike 跑 鞋"]))
+    assert out["input_word_ids"].shape == (1, 8)
+    assert out["input_mask"].numpy().sum() == 8
+
+
+def test_overlap_is_the_share_of_distinct_query_pieces_found(tmp_path):
+    tok, _ = _tokenizer(tmp_path)
+    q = tok.wordpieces(tf.constant(["nike 跑鞋", "red red", "", "unknownword"]))
+    d = tok.wordpieces(tf.constant(["nike running shoes", "red", "nike", "nike"]))
+    np.testing.assert_allclose(overlap(q, d).numpy(), [1 / 3, 1.0, 0.0, 0.0])
