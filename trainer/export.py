@@ -80,6 +80,8 @@ def export_ranker(
     config: TrainConfig,
     vocabs: Vocabularies,
     facts: dict[str, Any],
+    warmup: list[dict] | None = None,
+    model_name: str = "ranker",
 ) -> None:
     module = RankerServing(preprocessor, model)
     signatures = {
@@ -100,6 +102,12 @@ def export_ranker(
     }
     with tf.io.gfile.GFile(os.path.join(info_dir, MODEL_INFO), "w") as f:
         f.write(json.dumps(info, indent=1, sort_keys=True, default=_jsonable))
+    if warmup:
+        # Replayed by TF Serving (and freshrank-model-server) at load: the first real request
+        # does not pay for graph initialisation. Pushed along with the rest of the version.
+        from serving.client import write_warmup_requests
+
+        write_warmup_requests(export_dir, warmup, model_name=model_name)
 
 
 def _jsonable(value: Any) -> Any:

@@ -27,6 +27,9 @@ from trainer.schedule import WarmupLinearDecay
 from trainer.warm_start import restore_weights
 
 CUSTOM_CONFIG_KEY = "freshrank_train_config"
+# TF Serving replays warmup requests against the version it is loading; the name is informational.
+MODEL_NAME_KEY = "freshrank_model_name"
+WARMUP_ROWS = 10
 log = logging.getLogger("freshrank.trainer")
 
 
@@ -41,6 +44,7 @@ def run_fn(fn_args) -> None:
         serving_model_dir=fn_args.serving_model_dir,
         log_dir=fn_args.model_run_dir,
         base_model=fn_args.base_model,
+        model_name=(fn_args.custom_config or {}).get(MODEL_NAME_KEY, "ranker"),
     )
 
 
@@ -51,6 +55,7 @@ def train(
     serving_model_dir: str,
     log_dir: str,
     base_model: str | None,
+    model_name: str = "ranker",
 ) -> dict:
     """Trains and exports one model; returns the facts also written into the export's model.json."""
     started = time.time()
@@ -135,7 +140,8 @@ def train(
     }
     _log_hparams(log_dir, config, facts)
     target = serving_model_dir if is_chief() else tempfile.mkdtemp(prefix="freshrank-worker-")
-    export.export_ranker(preprocessor, model, target, config, vocabs, facts)
+    export.export_ranker(preprocessor, model, target, config, vocabs, facts,
+                         warmup=_warmup_rows(eval_files), model_name=model_name)
     log.info("trained on %d examples in %.1fs; exported to %s", window.num_examples, train_seconds, target)
     return facts
 
@@ -179,6 +185,18 @@ def _local_copy(wordpiece: list[str], work_dir: str) -> str:
     path = os.path.join(directory, "vocab.txt")
     vocab_lib.write_lines(path, wordpiece)
     return path
+
+
+def _warmup_rows(patterns: list[str]) -> list[dict]:
+    """A few real rows of one result page, the shape a ranking request has."""
+    spec = data.feature_spec(with_labels=False)
+    spec["request_id"] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    batch = next(iter(data.records(patterns).batch(200).map(lambda x: tf.io.parse_example(x, spec))))
+    rows = [{k: (v[i].decode("utf-8") if isinstance(v[i], bytes) else float(v[i]))
+             for k, v in ((k, t.numpy()) for k, t in batch.items())} for i in range(len(batch["price"]))]
+    first = rows[0]["request_id"]
+    page = [r for r in rows if r["request_id"] == first][:WARMUP_ROWS]
+    return [{k: v for k, v in r.items() if k != "request_id"} for r in page]
 
 
 def _bce():

@@ -29,7 +29,9 @@ def exported(tmp_path_factory):
     config = TrainConfig()
     model = build_core(config, vocabs)
     out = str(tmp / "model")
-    export.export_ranker(Preprocessor(config, vocabs), model, out, config, vocabs, {"train_examples": 12})
+    warmup = [{k: ROWS[k][i] for k in ROWS} for i in range(2)]
+    export.export_ranker(Preprocessor(config, vocabs), model, out, config, vocabs, {"train_examples": 12},
+                         warmup=warmup)
     return out, model
 
 
@@ -78,3 +80,23 @@ def test_base_model_reads_back_weights_vocabularies_and_facts(exported):
 def test_a_foreign_model_is_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="--from-scratch"):
         export.load_base_model(str(tmp_path))
+
+
+def test_warmup_requests_ship_with_the_version(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path, _ = exported
+    logs = []
+    for record in tf.data.TFRecordDataset(f"{path}/assets.extra/tf_serving_warmup_requests"):
+        log = prediction_log_pb2.PredictionLog()
+        log.ParseFromString(record.numpy())
+        logs.append(log)
+    assert logs, "no warmup records"
+    request = logs[0].predict_log.request
+    assert set(request.inputs) == set(ROWS)
+    assert request.model_spec.signature_name == "serving_default"
+    # The recorded request must run on the servable as TF Serving would replay it.
+    loaded = tf.saved_model.load(path)
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    scores = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})["score"]
+    assert scores.shape[0] == len(inputs["query"])

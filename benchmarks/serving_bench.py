@@ -1,0 +1,545 @@
+"""Benchmark of freshrank-model-server: latency and throughput next to the in-process floor.
+
+What it measures, in one run (numbers are printed, nothing is asserted):
+  * a 50-candidate ranking request and a single-pair request,
+  * at 1, 8 and 32 concurrent gRPC clients,
+  * against the server with batching off and with batching on,
+  * next to the same SavedModel called in-process (the floor: same session, no gRPC, no protos),
+  * and a swap test: three new versions dropped into the base path under load, counting failures.
+
+The model is built here with plain TF ops, shaped like the trainer's default export (see
+build_tiny_bert_ranker): tensorflow_text wordpiece tokenization of the (query, product) pair
+to 48 tokens, a 2-layer BERT encoder (hidden 64), id embeddings and the price, with the
+production signature (query, title, brand, category, product_id, price -> score).
+
+Clients send pre-serialized requests through raw gRPC method handles so that the client's own
+protobuf work does not eat the CPUs the server needs; responses are checked for status only
+(a sample from each server is fully decoded and compared with the in-process scores first).
+
+These machines share their CPUs with other processes, so the three targets (in-process, server
+with batching off, server with batching on; both servers run side by side) are measured under
+the same background load: at 1 client they are called in turn, call by call; at 8 and 32
+clients in alternating blocks. Compare the columns of one run, not numbers across runs.
+
+Usage: .venv/bin/python benchmarks/serving_bench.py [--duration 3] [--json results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+TITLES = {"inprocess": "in-process", "grpc_off": "gRPC batching off",
+          "grpc_on": "gRPC batching on"}
+CLIENT_COUNTS = (1, 8, 32)
+# Batches form from queueing alone (no timeout): a lone request is never held back, and under
+# load every request that arrives while both batch threads are busy joins the next batch.
+BATCHING_PARAMETERS = """
+max_batch_size { value: 128 }
+batch_timeout_micros { value: 0 }
+max_enqueued_batches { value: 1000 }
+num_batch_threads { value: 2 }
+"""
+
+
+# -- the model -----------------------------------------------------------------------------------
+
+
+def build_tiny_bert_ranker(export_dir: Path, seed: int = 7) -> None:
+    """A BERT cross-encoder ranker shaped like trainer/'s default export.
+
+    Same in-graph text pipeline as trainer/text.py (tensorflow_text BertTokenizer over a
+    vocabulary asset, RoundRobinTrimmer, combine_segments, pad_model_inputs to 48 tokens), the
+    default encoder size of trainer/config.py (2 layers, hidden 64, 2 heads, intermediate 256),
+    hashed id embeddings for brand, category and product_id, the log price, and a 64-unit head.
+    Weights are random: only the cost of serving it matters here.
+    """
+    import tensorflow as tf
+    import tensorflow_text as tft
+
+    hidden, heads, ff, seq_len, layers, id_dim, id_buckets = 64, 2, 256, 48, 2, 16, 4096
+    vocab_words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + sorted(set(WORDS)) + [
+        "##" + suffix for suffix in ("s", "ing", "er", "ed", "y", "proof", "weight")]
+    vocab_path = Path(export_dir).parent / "bench_vocab.txt"
+    vocab_path.parent.mkdir(parents=True, exist_ok=True)
+    vocab_path.write_text("\n".join(vocab_words) + "\n")
+    rng = np.random.default_rng(seed)
+
+    def var(*shape, scale=0.02):
+        return tf.Variable(rng.normal(0.0, scale, shape).astype(np.float32))
+
+    class BertRanker(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.tokenizer = tft.BertTokenizer(str(vocab_path), token_out_type=tf.int64,
+                                               lower_case=True, unknown_token="[UNK]")
+            self.trimmer = tft.RoundRobinTrimmer(max_seq_length=seq_len - 3)
+            self.word = var(len(vocab_words), hidden)
+            self.segment = var(2, hidden)
+            self.position = var(seq_len, hidden)
+            self.blocks = [
+                {"wq": var(hidden, hidden), "wk": var(hidden, hidden), "wv": var(hidden, hidden),
+                 "wo": var(hidden, hidden), "w1": var(hidden, ff), "b1": var(ff),
+                 "w2": var(ff, hidden), "b2": var(hidden)}
+                for _ in range(layers)
+            ]
+            self.ids = {name: var(id_buckets, id_dim) for name in ("brand", "category",
+                                                                  "product_id")}
+            self.head1 = var(hidden + 3 * id_dim + 1, 64, scale=0.1)
+            self.head2 = var(64, 1, scale=0.1)
+
+        @staticmethod
+        def _norm(x):
+            mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+            return (x - mean) * tf.math.rsqrt(variance + 1e-12)
+
+        def _block(self, x, bias, p):
+            batch = tf.shape(x)[0]
+
+            def split(t):
+                return tf.transpose(tf.reshape(t, [batch, seq_len, heads, hidden // heads]),
+                                    [0, 2, 1, 3])
+
+            q, k, v = (split(tf.einsum("bsh,hd->bsd", x, p[w])) for w in ("wq", "wk", "wv"))
+            scores = tf.matmul(q, k, transpose_b=True) / float(np.sqrt(hidden // heads)) + bias
+            attended = tf.matmul(tf.nn.softmax(scores), v)
+            attended = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, seq_len, hidden])
+            x = self._norm(x + tf.einsum("bsh,hd->bsd", attended, p["wo"]))
+            inner = tf.nn.gelu(tf.einsum("bsh,hf->bsf", x, p["w1"]) + p["b1"])
+            return self._norm(x + tf.einsum("bsf,fh->bsh", inner, p["w2"]) + p["b2"])
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None], tf.string, name="query"),
+            tf.TensorSpec([None], tf.string, name="title"),
+            tf.TensorSpec([None], tf.string, name="brand"),
+            tf.TensorSpec([None], tf.string, name="category"),
+            tf.TensorSpec([None], tf.string, name="product_id"),
+            tf.TensorSpec([None], tf.float32, name="price"),
+        ])
+        def serve(self, query, title, brand, category, product_id, price):
+            document = tf.strings.join([title, brand, category], separator=" ")
+            q = self.tokenizer.tokenize(query).merge_dims(-2, -1)
+            d = self.tokenizer.tokenize(document).merge_dims(-2, -1)
+            q, d = self.trimmer.trim([q, d])
+            ids, segments = tft.combine_segments([q, d], start_of_sequence_id=2,
+                                                 end_of_segment_id=3)
+            word_ids, mask = tft.pad_model_inputs(ids, seq_len, pad_value=0)
+            type_ids, _ = tft.pad_model_inputs(segments, seq_len, pad_value=0)
+            x = (tf.gather(self.word, word_ids) + tf.gather(self.segment, type_ids)
+                 + self.position)
+            bias = (1.0 - tf.cast(mask, tf.float32))[:, None, None, :] * -1e9
+            for block in self.blocks:
+                x = self._block(x, bias, block)
+            side = [tf.gather(table, tf.strings.to_hash_bucket_fast(value, id_buckets))
+                    for table, value in ((self.ids["brand"], brand),
+                                         (self.ids["category"], category),
+                                         (self.ids["product_id"], product_id))]
+            features = tf.concat([x[:, 0, :], *side,
+                                  tf.math.log1p(tf.maximum(price, 0.0))[:, None]], axis=1)
+            logit = tf.matmul(tf.nn.relu(tf.matmul(features, self.head1)), self.head2)
+            return {"score": tf.sigmoid(logit[:, 0])}
+
+    module = BertRanker()
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
+
+
+WORDS = ("running shoes trail waterproof women men lightweight red blue jacket rain "
+         "wool socks hiking boots leather classic sport tee cotton slim fit").split()
+
+
+def make_candidates(count: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{
+        "product_id": f"p{seed}-{i}",
+        "title": " ".join(rng.choice(WORDS, size=int(rng.integers(3, 12)))),
+        "brand": str(rng.choice(["acme", "peak", "nordic", "zen"])),
+        "category": str(rng.choice(["shoes", "apparel", "outdoor"])),
+        "price": float(rng.uniform(5, 300)),
+    } for i in range(count)]
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    label: str
+    clients: int
+    requests: int
+    failures: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def _summarize(label: str, clients: int, latencies: list[float], failures: int,
+               seconds: float) -> Stats:
+    values = np.array(latencies) * 1000.0 if latencies else np.array([np.nan])
+    return Stats(label, clients, len(latencies), failures, seconds,
+                 float(np.percentile(values, 50)), float(np.percentile(values, 99)))
+
+
+def run_threads(clients: int, call, seconds: float, warmup: float
+                ) -> tuple[list[float], int, float]:
+    """`clients` threads call `call(index)` back to back for `seconds` after `warmup`;
+    returns (latencies, failures, measured seconds)."""
+    stop = threading.Event()
+    measuring = threading.Event()
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    failures = [0] * clients
+
+    def worker(index: int) -> None:
+        local = latencies[index]
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                call(index)
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                if measuring.is_set():
+                    failures[index] += 1
+                    if failures[index] == 1:
+                        print(f"    failure: {repr(exc)[:200]}", flush=True)
+                continue
+            if measuring.is_set():
+                local.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(warmup)
+    measuring.set()
+    begin = time.perf_counter()
+    time.sleep(seconds)
+    measuring.clear()
+    elapsed = time.perf_counter() - begin
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    return [x for part in latencies for x in part], sum(failures), elapsed
+
+
+def alternate_blocks(targets: dict, clients: int, duration: float, warmup: float,
+                     rounds: int = 3) -> dict[str, tuple[list[float], int, float]]:
+    """Runs each target for duration/rounds seconds in turn, `rounds` times, so that every
+    target sees the same background load (these CPUs are shared with other processes)."""
+    totals = {label: ([], 0, 0.0) for label in targets}
+    for _ in range(rounds):
+        for label, make_call in targets.items():
+            call, close = make_call(clients)
+            lat, failed, seconds = run_threads(clients, call, duration / rounds, warmup / rounds)
+            close()
+            old = totals[label]
+            totals[label] = (old[0] + lat, old[1] + failed, old[2] + seconds)
+    return totals
+
+
+def interleave_calls(targets: dict, duration: float, warmup: float
+                     ) -> dict[str, tuple[list[float], int, float]]:
+    """One client calling each target in turn, call by call: paired latencies under the same
+    load, which is what the gRPC-overhead-over-in-process figure needs."""
+    calls = {label: make_call(1) for label, make_call in targets.items()}
+    latencies: dict[str, list[float]] = {label: [] for label in targets}
+    failures = dict.fromkeys(targets, 0)
+    end_warmup = time.perf_counter() + warmup
+    while time.perf_counter() < end_warmup:
+        for call, _ in calls.values():
+            call(0)
+    begin = time.perf_counter()
+    while time.perf_counter() - begin < duration:
+        for label, (call, _) in calls.items():
+            start = time.perf_counter()
+            try:
+                call(0)
+            except grpc.RpcError:
+                failures[label] += 1
+                continue
+            latencies[label].append(time.perf_counter() - start)
+    elapsed = time.perf_counter() - begin
+    for _, close in calls.values():
+        close()
+    # Each target had 1/len(targets) of the wall time.
+    share = elapsed / len(targets)
+    return {label: (latencies[label], failures[label], share) for label in targets}
+
+
+class GrpcClients:
+    """One channel per client, raw Predict with a pre-serialized request."""
+
+    def __init__(self, address: str, clients: int, payload: bytes):
+        self.channels = [grpc.insecure_channel(address) for _ in range(clients)]
+        self.calls = [ch.unary_unary(PREDICT_METHOD) for ch in self.channels]
+        self.payload = payload
+
+    def __call__(self, index: int) -> None:
+        self.calls[index](self.payload, timeout=60)
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+
+
+# -- server process ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, flags: list[str], log_path: Path):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "serving.main", "--port=0", *flags],
+                                     cwd=REPO_ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.port = int(self.wait_for(r"Running gRPC ModelServer at \S+:(\d+)").group(1))
+        self.address = f"127.0.0.1:{self.port}"
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 120.0, count: int = 1) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(re.finditer(pattern, self.text()))
+            if len(found) >= count:
+                return found[count - 1]
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not log {pattern!r}:\n{self.text()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=0.7, help="seconds before measuring")
+    parser.add_argument("--json", default="", help="also write all numbers to this file")
+    parser.add_argument("--workdir", default="", help="keep models and logs here")
+    parser.add_argument("--build-only", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.build_only:
+        build_tiny_bert_ranker(Path(args.build_only))
+        return 0
+
+    import tensorflow as tf
+
+    from serving import client
+    from serving.servable import LoadOptions, Servable
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="serving_bench_"))
+    base = workdir / "ranker"
+    if base.exists():
+        shutil.rmtree(base)
+    print(f"workdir {workdir}; {os.cpu_count()} CPUs; TensorFlow {tf.__version__}; "
+          f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    # Built in a child process: this process then holds nothing but the in-process floor's
+    # session, like the server process does.
+    subprocess.run([sys.executable, __file__, "--build-only", str(base / "1")], check=True)
+
+    query = "lightweight running shoes"
+    ranking = make_candidates(50, seed=1)
+    pair = make_candidates(1, seed=2)
+    requests = {
+        "rank50": client.build_predict_request(query, ranking, "ranker"),
+        "pair": client.build_predict_request(query, pair, "ranker"),
+    }
+    payloads = {name: r.SerializeToString() for name, r in requests.items()}
+    results: dict[str, Stats] = {}
+
+    # The floor: the same SavedModel, same session API, called in-process with numpy arrays.
+    servable = Servable.load("ranker", 1, str(base / "1"), LoadOptions(enable_warmup=False))
+    signature = servable.signature("serving_default")
+    expected = servable.predict(requests["rank50"]).outputs["score"]
+
+    params = workdir / "batching.txt"
+    params.write_text(BATCHING_PARAMETERS)
+    # Each server gets its own base path, so that each swap test moves only its own server.
+    bases = {}
+    for key in ("grpc_off", "grpc_on"):
+        bases[key] = workdir / key / "ranker"
+        shutil.rmtree(bases[key].parent, ignore_errors=True)
+        shutil.copytree(base / "1", bases[key] / "1")
+    common = ["--model_name=ranker", "--file_system_poll_wait_seconds=1"]
+    servers = {
+        "grpc_off": Server([*common, f"--model_base_path={bases['grpc_off']}"],
+                           workdir / "server_batching_off.log"),
+        "grpc_on": Server([*common, f"--model_base_path={bases['grpc_on']}", "--enable_batching",
+                           f"--batching_parameters_file={params}"],
+                          workdir / "server_batching_on.log"),
+    }
+    swap_failures: dict[str, int] = {}
+    try:
+        for server in servers.values():
+            check_server(server, requests["rank50"], expected)
+        for name, request in requests.items():
+            aliases = sorted(request.inputs)
+            feeds = tuple(signature.inputs[a].name for a in aliases)
+            fetches = (signature.outputs["score"].name,)
+            arrays = [tf.make_ndarray(request.inputs[a]) for a in aliases]
+
+            def local(_clients, f=feeds, o=fetches, a=arrays):
+                return (lambda _i: servable.run_direct(f, o, a)), (lambda: None)
+
+            def remote(address, payload=payloads[name]):
+                def make(count):
+                    load = GrpcClients(address, count, payload)
+                    return load, load.close
+                return make
+
+            targets = {"inprocess": local,
+                       **{key: remote(server.address) for key, server in servers.items()}}
+            for clients in CLIENT_COUNTS:
+                if clients == 1:
+                    samples = interleave_calls(targets, args.duration, args.warmup)
+                else:
+                    samples = alternate_blocks(targets, clients, args.duration, args.warmup)
+                for key, (lat, failed, seconds) in samples.items():
+                    stats = _summarize(f"{TITLES[key]} {name}", clients, lat, failed, seconds)
+                    results[f"{key}/{name}/{clients}"] = stats
+                    print_stats(stats)
+        for key, server in servers.items():
+            swap_failures[key[5:]] = swap_test(server, bases[key], payloads["pair"])
+    finally:
+        for server in servers.values():
+            server.stop()
+    servable.close()
+
+    report(results, swap_failures)
+    print(f"load average at end {os.getloadavg()[0]:.2f} (other processes share these CPUs; "
+          "compare columns of one run, not numbers across runs)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"results": {k: dict(asdict(v), throughput=v.throughput)
+                         for k, v in results.items()},
+             "swap_failures": swap_failures}, indent=1))
+    return 0
+
+
+def check_server(server: Server, request, expected) -> None:
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    with grpc.insecure_channel(server.address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(request, timeout=60)
+    got = np.array(response.outputs["score"].float_val)
+    want = np.array(expected.float_val)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-5, atol=1e-6):
+        raise RuntimeError("server scores differ from in-process scores")
+
+
+def swap_test(server: Server, base: Path, payload: bytes, clients: int = 8) -> int:
+    """Drops versions 2, 3 and 4 into the base path under load; returns failed requests."""
+    load = GrpcClients(server.address, clients, payload)
+    stop = threading.Event()
+    failures = [0]
+    done = [0]
+
+    def worker(index: int) -> None:
+        while not stop.is_set():
+            try:
+                load(index)
+                done[0] += 1
+            except grpc.RpcError:
+                failures[0] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for version in (2, 3, 4):
+        staging = base.parent / f"staging_{version}"
+        shutil.copytree(base / "1", staging)
+        os.rename(staging, base / str(version))
+        # Each new version replaces its predecessor once it is AVAILABLE.
+        server.wait_for(rf"Done unloading servable version \{{name: ranker version: "
+                        rf"{version - 1}\}}", timeout=120)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    load.close()
+    print(f"  swap test: versions 2, 3, 4 swapped in under {clients} clients, {done[0]} "
+          f"requests, {failures[0]} failed", flush=True)
+    return failures[0]
+
+
+def print_stats(stats: Stats) -> None:
+    print(f"  {stats.label:<32} clients {stats.clients:>2}: p50 {stats.p50_ms:8.3f} ms  "
+          f"p99 {stats.p99_ms:8.3f} ms  {stats.throughput:8.1f} req/s  "
+          f"({stats.requests} ok, {stats.failures} failed)", flush=True)
+
+
+def report(results: dict[str, Stats], swap_failures: dict[str, int]) -> None:
+    print("\n== results (p50 / p99 ms, requests/s) ==")
+    header = f"{'request':<8} {'clients':>7} | {'in-process':>26} | {'gRPC, batching off':>26} |" \
+             f" {'gRPC, batching on':>26}"
+    print(header)
+    for name in ("rank50", "pair"):
+        for clients in CLIENT_COUNTS:
+            cells = []
+            for prefix in ("inprocess", "grpc_off", "grpc_on"):
+                s = results[f"{prefix}/{name}/{clients}"]
+                cells.append(f"{s.p50_ms:7.2f} / {s.p99_ms:7.2f} {s.throughput:7.0f}/s")
+            print(f"{name:<8} {clients:>7} | " + " | ".join(f"{c:>26}" for c in cells))
+
+    print("\n== goals ==")
+    for name in ("rank50", "pair"):
+        overhead = results[f"grpc_off/{name}/1"].p50_ms - results[f"inprocess/{name}/1"].p50_ms
+        verdict = "met" if overhead <= 1.0 else "NOT met"
+        print(f"gRPC overhead over in-process at p50, {name}, 1 client: {overhead:.3f} ms "
+              f"(goal <= 1 ms: {verdict})")
+    for name in ("pair", "rank50"):
+        on = results[f"grpc_on/{name}/32"].throughput
+        off = results[f"grpc_off/{name}/32"].throughput
+        ratio = on / off if off else float("nan")
+        goal = " (goal >= 2x: " + ("met)" if ratio >= 2 else "NOT met)") if name == "pair" else ""
+        print(f"batching throughput ratio at 32 clients, {name}: {ratio:.2f}x "
+              f"({on:.0f} vs {off:.0f} req/s){goal}")
+    total = sum(swap_failures.values())
+    print(f"failed requests while 3 versions swapped in under load: batching off "
+          f"{swap_failures.get('off')}, on {swap_failures.get('on')} "
+          f"(goal 0: {'met' if total == 0 else 'NOT met'})")
+    failed = sum(s.failures for s in results.values())
+    print(f"failed requests during the latency/throughput runs: {failed}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
