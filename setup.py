@@ -39,6 +39,9 @@ DEV = [
     "pytest-timeout==2.4.0",
     "hypothesis==6.168.5",
     "ruff==0.17.6",
+    # The model-server tests watch process trees and make TLS certificates.
+    "psutil==7.2.2",
+    "cryptography==50.0.2",
 ]
 
 setup(
