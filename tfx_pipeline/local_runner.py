@@ -5,6 +5,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sys
 import time
 
 from tfx import v1 as tfx
@@ -54,7 +55,9 @@ def run_once(config: PipelineConfig) -> dict:
     span = config.span.isoformat()
     with home_lock(config.home):
         try:
-            tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+            # Component output (Keras progress included) goes to stderr: stdout is for records.
+            with contextlib.redirect_stdout(sys.stderr):
+                tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
         except Exception as error:  # noqa: BLE001 - classified below, re-raised when not data
             rejection = _find(error, DataRejected)
             if rejection is None:
