@@ -19,7 +19,7 @@ setup: $(STAMP)
 $(STAMP): setup.py
 	@if [ -z "$(PYTHON310)" ]; then echo "error: python3.10 not found; install Python 3.10 (TFX 1.16 needs it) or pass PYTHON310=/path/to/python3.10" >&2; exit 2; fi
 	@test -x $(VENV)/bin/python || $(PYTHON310) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip 'setuptools==80.9.0' wheel
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

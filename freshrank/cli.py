@@ -119,10 +119,16 @@ def _train_config(kwargs: dict):
 @click.option("--min-auc", default=0.52, show_default=True, type=float, help="AUC floor for blessing.")
 @click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
               help="How much worse than the serving model (absolute AUC/NDCG) still blesses.")
+@click.option("--beam-runner", default="direct", show_default=True,
+              type=click.Choice(["direct", "flink", "spark", "dataflow", "portable"]),
+              help="Runner of the Beam components (direct: in this process). See BUILD.md.")
+@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
+              help="Beam option passed through as is (repeatable), e.g. --beam-arg=--flink_master=host:8081.")
 @_train_options
-def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, **train) -> None:
+def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, beam_runner, beam_args,
+        **train) -> None:
     """Run the pipeline once on one span; the last stdout line is the run's JSON record."""
-    from tfx_pipeline import spans
+    from tfx_pipeline import beam, spans
     from tfx_pipeline.config import PipelineConfig
 
     train_config = _train_config(train)
@@ -130,7 +136,8 @@ def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_
         day = spans.resolve_span(data_root, span)
         config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
                                 from_scratch=from_scratch, model_name=model_name, train=train_config,
-                                min_auc=min_auc, bless_tolerance=bless_tolerance)
+                                min_auc=min_auc, bless_tolerance=bless_tolerance,
+                                beam_pipeline_args=beam.pipeline_args(beam_runner, beam_args))
     except (FileNotFoundError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     sys.exit(_run(config))
@@ -177,6 +184,74 @@ def _run(config) -> int:
 
 
 @main.command()
+@click.option("--server", required=True, help="Model server gRPC address, HOST:PORT.")
+@click.option("--query", required=True, help="The search text.")
+@click.option("--candidates", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV with product_id,title,brand,category,price (landing-data columns; labels not needed).")
+@click.option("--top", type=click.IntRange(min=1), help="Print only the best K.")
+@click.option("--model-name", default="ranker", show_default=True)
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1))
+def rank(server, query, candidates, top, model_name, timeout) -> None:
+    """Rank candidates for a query with one gRPC Predict to a served model."""
+    from serving.client import RankError, format_ranking, read_candidates_csv
+    from serving.client import rank as rank_candidates
+
+    try:
+        rows = read_candidates_csv(candidates)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        ranked = rank_candidates(server, query, rows, model_name=model_name, timeout=timeout)
+    except RankError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(format_ranking(ranked, top=top))
+
+
+@main.command()
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--home", required=True, type=click.Path(file_okay=False))
+@click.option("--poll-seconds", default=60.0, show_default=True, type=click.FloatRange(min=0.1))
+@click.option("--once", is_flag=True, help="One pass over the pending spans, then exit.")
+@click.option("--window", default=7, show_default=True, type=click.IntRange(min=1))
+@click.option("--model-name", default="ranker", show_default=True)
+@click.option("--min-auc", default=0.52, show_default=True, type=float)
+@click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
+@_train_options
+def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bless_tolerance, **train) -> None:
+    """Run every complete span that has no run yet, oldest first, exactly once (across restarts)."""
+    from freshrank.watch import watch as watch_spans
+    from tfx_pipeline.config import PipelineConfig
+    from tfx_pipeline.local_runner import HomeLocked, run_once
+
+    train_config = _train_config(train)
+    _log_progress()
+
+    def run_span(day):
+        config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
+                                model_name=model_name, train=train_config, min_auc=min_auc,
+                                bless_tolerance=bless_tolerance)
+        return run_once(config)
+
+    runs_log = os.path.join(os.path.abspath(home), "runs.jsonl")
+    try:
+        ran = watch_spans(data_root, runs_log, run_span, poll_seconds, once,
+                          say=lambda line: click.echo(line))
+    except HomeLocked as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("watch: stopped", err=True)
+        return
+    except Exception as error:  # noqa: BLE001
+        traceback.print_exc()
+        click.echo(f"error: watch stopped: {type(error).__name__}: {error}; fix it and restart watch "
+                   "(finished spans are not run again)", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"watch: ran {ran} span(s)", err=True)
+
+
+@main.command()
 @click.option("--days", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--home", default="demo_home", show_default=True, type=click.Path(file_okay=False))
 @click.option("--requests-per-day", default=600, show_default=True, type=click.IntRange(min=50))
@@ -194,6 +269,18 @@ def demo(days, home, requests_per_day, seed) -> None:
     click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to {served}; "
                f"run log {os.path.join(home, 'runs.jsonl')}")
 
+
+from freshrank.commands_production import (  # noqa: E402  (registered last: they import nothing from here)
+    compile_command,
+    export_serving_config_command,
+    submit_command,
+    tensorboard_command,
+)
+
+main.add_command(compile_command)
+main.add_command(submit_command)
+main.add_command(export_serving_config_command)
+main.add_command(tensorboard_command)
 
 if __name__ == "__main__":
     main()

@@ -9,13 +9,16 @@ from trainer.config import TrainConfig
 
 DEFAULT_MODEL_NAME = "ranker"
 DEFAULT_WINDOW = 7
+LOCAL, KUBEFLOW = "local", "kubeflow"
 
 
 @dataclasses.dataclass
 class PipelineConfig:
     data_root: str
     home: str
-    span: datetime.date
+    # The span to ingest. A local run always names one; a compiled Kubeflow pipeline may leave it
+    # None (the newest span at run time) because the span is a runtime parameter there.
+    span: datetime.date | None
     window: int = DEFAULT_WINDOW
     from_scratch: bool = False
     model_name: str = DEFAULT_MODEL_NAME
@@ -25,10 +28,24 @@ class PipelineConfig:
     min_auc: float = 0.52
     bless_tolerance: float = 0.0
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
+    # "local": LocalDagRunner with sqlite ML Metadata at HOME. "kubeflow": compiled for Kubeflow
+    # Pipelines / Vertex (the orchestrator owns ML Metadata; span and window become runtime
+    # parameters; see tfx_pipeline/kubeflow.py).
+    orchestrator: str = LOCAL
+    # The curated schema ImportSchemaGen reads; None: the one in this package (schemas/). A compiled
+    # pipeline needs the path inside the image (or a gs:// copy), not this machine's.
+    schema_file: str | None = None
+    # Vertex AI custom-job settings for a distributed Trainer ({"project", "region",
+    # "worker_pool_specs": [...]}); None: the Trainer trains inside its own step.
+    vertex_training: dict | None = None
 
     def __post_init__(self) -> None:
-        self.data_root = os.path.abspath(self.data_root)
-        self.home = os.path.abspath(self.home)
+        self.data_root = _absolute(self.data_root)
+        self.home = _absolute(self.home)
+        if self.orchestrator not in (LOCAL, KUBEFLOW):
+            raise ValueError(f"orchestrator must be {LOCAL!r} or {KUBEFLOW!r}, got {self.orchestrator!r}")
+        if self.span is None and self.orchestrator == LOCAL:
+            raise ValueError("a local run needs a span (the newest complete one is resolved by the CLI)")
         if self.window < 1:
             raise ValueError(f"--window must be >= 1, got {self.window}")
         if not self.model_name or any(c in self.model_name for c in "/\\. "):
@@ -53,3 +70,8 @@ class PipelineConfig:
     @property
     def runs_log(self) -> str:
         return os.path.join(self.home, "runs.jsonl")
+
+
+def _absolute(path: str) -> str:
+    """Local paths become absolute; URIs (gs://, s3://, hdfs://) stay as they are."""
+    return path if "://" in path else os.path.abspath(path)

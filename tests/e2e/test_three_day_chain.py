@@ -108,3 +108,50 @@ def test_pushed_model_scores_chinese_and_english_queries_in_a_fresh_process(chai
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["inputs"] == ["brand", "category", "price", "product_id", "query", "title"]
     assert len(out["score"]) == 2 and all(0.0 < s < 1.0 for s in out["score"])
+
+
+def test_served_pushed_model_ranks_through_the_cli(chain, tmp_path):
+    """The newest pushed version, served by freshrank-model-server, ranks via `freshrank rank`."""
+    home, records = chain
+    import csv
+    import re
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "server.log", "w+")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving.main", f"--port={port}", "--model_name=ranker",
+         f"--model_base_path={home / 'serving' / 'ranker'}", "--file_system_poll_wait_seconds=1"],
+        cwd=REPO, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 180
+        version = str(records[-1]["pushed_version"])
+        while time.time() < deadline:
+            text = (tmp_path / "server.log").read_text()
+            if re.search(rf"Successfully loaded servable version .*{version}", text):
+                break
+            assert server.poll() is None, text[-3000:]
+            time.sleep(0.5)
+        else:
+            raise AssertionError("server never loaded " + version + "\n" + text[-3000:])
+        candidates = tmp_path / "candidates.csv"
+        with open(candidates, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["product_id", "title", "brand", "category", "price"])
+            writer.writerow(["p0000001", "Nike 耐克 跑鞋 running shoes 42码 black", "Nike", "shoes", "499.00"])
+            writer.writerow(["p0000002", "Apple 苹果 iPhone 手机 phone 256GB", "Apple", "phones", "6999.00"])
+            writer.writerow(["p0000003", "Lay's 乐事 薯片 chips 零食", "Lay's", "snacks", "12.50"])
+        result = _cli("rank", "--server", f"127.0.0.1:{port}", "--query", "跑步鞋 男",
+                      "--candidates", str(candidates), "--top", "2")
+        lines = result.stdout.strip().splitlines()
+        assert lines[0].split()[:3] == ["rank", "score", "product_id"]
+        assert len(lines) == 3  # header + top 2
+        scores = [float(line.split()[1]) for line in lines[1:]]
+        assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()

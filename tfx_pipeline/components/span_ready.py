@@ -1,0 +1,53 @@
+"""SpanReady: refuse a half-landed span before ExampleGen reads it (compiled pipelines only).
+
+`freshrank run` only ever picks a span whose folder holds `_SUCCESS` (tfx_pipeline/spans.py). A
+compiled Kubeflow pipeline has no CLI in front of it: ExampleGen's own driver resolves the span
+from the `span_range` runtime parameter (empty: the newest span folder) and would happily ingest
+a folder whose upload is still running. This step resolves the span exactly as that driver does
+(`FileBasedInputProcessor`, same input base, pattern and RangeConfig) and fails the run, before
+anything is ingested, unless the folder is complete. Any filesystem TF can read works (gs://...).
+"""
+
+import os
+
+import tensorflow as tf
+from tfx.components.example_gen import input_processor
+from tfx.dsl.component.experimental.annotations import Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.utils import proto_utils
+
+from tfx_pipeline.spans import SUCCESS_MARKER
+
+
+class SpanNotReady(RuntimeError):
+    pass
+
+
+def resolve_landed_span(input_base: str, pattern: str, span_range: str) -> tuple[int, str]:
+    """(span number, folder) ExampleGen will read; raises SpanNotReady if the folder is incomplete."""
+    range_config = None
+    if span_range:
+        range_config = proto_utils.json_to_proto(span_range, range_config_pb2.RangeConfig())
+    processor = input_processor.FileBasedInputProcessor(
+        input_base, [example_gen_pb2.Input.Split(name="all", pattern=pattern)], range_config
+    )
+    span, version = processor.resolve_span_and_version()
+    folder = os.path.dirname(os.path.join(input_base, processor.get_pattern_for_span_version(pattern, span, version)))
+    if not tf.io.gfile.exists(os.path.join(folder, SUCCESS_MARKER)):
+        raise SpanNotReady(
+            f"span folder {folder} has no {SUCCESS_MARKER} marker yet: its upload may still be running. "
+            f"Land it completely (write {SUCCESS_MARKER} last) and resubmit, or pass span_range for a "
+            f"complete span"
+        )
+    return span, folder
+
+
+@component
+def SpanReady(  # noqa: N802 (TFX component names are classes)
+    input_base: Parameter[str],
+    pattern: Parameter[str],
+    span_range: Parameter[str] = "",
+) -> None:
+    span, folder = resolve_landed_span(input_base, pattern, span_range)
+    print(f"span {span} ({folder}) is complete")
