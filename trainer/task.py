@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -138,10 +139,15 @@ def train(
         "val_auc": _last(history.history.get("val_purchase_logit_auc")),
         "best_val_auc": max(history.history.get("val_purchase_logit_auc", [float("nan")])),
     }
-    _log_hparams(log_dir, config, facts)
-    target = serving_model_dir if is_chief() else tempfile.mkdtemp(prefix="freshrank-worker-")
+    chief = is_chief()
+    if chief:  # workers share the run's log dir; one hparams entry and facts.json per run
+        _log_hparams(log_dir, config, facts)
+    # Every worker saves (saving may run collectives); only the chief's export is kept.
+    target = serving_model_dir if chief else tempfile.mkdtemp(prefix="freshrank-worker-")
     export.export_ranker(preprocessor, model, target, config, vocabs, facts,
                          warmup=_warmup_rows(eval_files), model_name=model_name)
+    if not chief:
+        shutil.rmtree(target, ignore_errors=True)
     log.info("trained on %d examples in %.1fs; exported to %s", window.num_examples, train_seconds, target)
     return facts
 

@@ -24,7 +24,7 @@ class PairTokenizer(keras.layers.Layer):
         self.tokenizer = tf_text.BertTokenizer(
             vocab_path, token_out_type=tf.int64, lower_case=True, unknown_token="[UNK]"
         )
-        self.trimmer = tf_text.RoundRobinTrimmer(max_seq_length=max_seq_length - 3)
+        self.budget = max_seq_length - 3
 
     def wordpieces(self, text: tf.Tensor) -> tf.RaggedTensor:
         return self.tokenizer.tokenize(text).merge_dims(-2, -1)
@@ -33,13 +33,32 @@ class PairTokenizer(keras.layers.Layer):
         return self.encode(self.wordpieces(query), self.wordpieces(document))
 
     def encode(self, q: tf.RaggedTensor, d: tf.RaggedTensor) -> dict[str, tf.Tensor]:
-        q, d = self.trimmer.trim([q, d])
+        q, d = round_robin_trim(q, d, self.budget)
         ids, segments = tf_text.combine_segments(
             [q, d], start_of_sequence_id=self._cls_id, end_of_segment_id=self._sep_id
         )
         word_ids, mask = tf_text.pad_model_inputs(ids, self.max_seq_length, pad_value=self._pad_id)
         type_ids, _ = tf_text.pad_model_inputs(segments, self.max_seq_length, pad_value=0)
         return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
+
+
+def round_robin_trim(
+    first: tf.RaggedTensor, second: tf.RaggedTensor, budget: int
+) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    """Trims two segments as tf_text.RoundRobinTrimmer does, in core TensorFlow ops.
+
+    RoundRobinTrimmer's kernel (TFText>RoundRobinTrim) arrived in TF.Text 2.13, and TF Serving
+    2.16 links TF.Text 2.12.1 (tensorflow/serving#4057): a model using it does not load there.
+    Taking tokens in turns gives the first segment min(len1, max(ceil(budget/2), budget - len2)).
+    """
+    len1, len2 = first.row_lengths(), second.row_lengths()
+    total = tf.constant(budget, dtype=len1.dtype)
+    half = tf.constant((budget + 1) // 2, dtype=len1.dtype)
+    keep1 = tf.minimum(len1, tf.maximum(half, total - len2))
+    keep2 = tf.minimum(len2, total - keep1)
+    mask1 = tf.ragged.range(len1) < tf.expand_dims(keep1, 1)
+    mask2 = tf.ragged.range(len2) < tf.expand_dims(keep2, 1)
+    return tf.ragged.boolean_mask(first, mask1), tf.ragged.boolean_mask(second, mask2)
 
 
 def overlap(query: tf.RaggedTensor, other: tf.RaggedTensor) -> tf.Tensor:

@@ -105,7 +105,7 @@ def write_google_checkpoint(
     return arrays
 
 
-def _build(directory: str, max_seq_length: int = 16, tmp_vocab_dir: str | None = None):
+def _build(directory: str, max_seq_length: int = 16):
     bert = ckpt.read_bert_config(directory, max_seq_length)
     vocab = ckpt.read_checkpoint_vocab(directory)
     ids = {f: ["[UNK]", "x"] for f in ID_FEATURES}

@@ -35,3 +35,19 @@ def test_overlap_is_the_share_of_distinct_query_pieces_found(tmp_path):
     q = tok.wordpieces(tf.constant(["nike 跑鞋", "red red", "", "unknownword"]))
     d = tok.wordpieces(tf.constant(["nike running shoes", "red", "nike", "nike"]))
     np.testing.assert_allclose(overlap(q, d).numpy(), [1 / 3, 1.0, 0.0, 0.0])
+
+
+def test_trim_matches_tf_text_round_robin_trimmer():
+    import tensorflow_text as tf_text
+
+    from trainer.text import round_robin_trim
+
+    rng = np.random.default_rng(0)
+    lengths = [(0, 0), (3, 100), (100, 3), (20, 20), (5, 4), (4, 5), (1, 0), (0, 9), (8, 9)]
+    for budget in (1, 8, 9, 45):
+        first = tf.ragged.constant([list(rng.integers(5, 50, a)) for a, _ in lengths], dtype=tf.int64)
+        second = tf.ragged.constant([list(rng.integers(5, 50, b)) for _, b in lengths], dtype=tf.int64)
+        ours = round_robin_trim(first, second, budget)
+        theirs = tf_text.RoundRobinTrimmer(max_seq_length=budget).trim([first, second])
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.to_list() == b.to_list(), budget
