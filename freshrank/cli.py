@@ -8,7 +8,6 @@ Exit codes (every command):
 """
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import sys
@@ -16,20 +15,12 @@ import traceback
 
 import click
 
+from freshrank.cli_options import load_train_config, parse_day
 from freshrank.env import configure
 
 configure()
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
-
-
-def _day(_ctx, _param, value: str | None) -> datetime.date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,7 +30,7 @@ def main() -> None:
 
 @main.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Landing directory for spans.")
-@click.option("--start", required=True, callback=_day, help="First day, YYYY-MM-DD.")
+@click.option("--start", required=True, callback=parse_day, help="First day, YYYY-MM-DD.")
 @click.option("--days", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--requests-per-day", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -88,22 +79,11 @@ def _train_options(f):
 
 
 def _train_config(kwargs: dict):
-    from trainer.config import TrainConfig
-
-    raw: dict = {}
+    """Pops the trainer flags out of a command's kwargs and builds the TrainConfig."""
+    keys = ("epochs", "batch_size", "learning_rate", "warm_start_learning_rate", "update_mode",
+            "replay_fraction", "distill_weight", "init_checkpoint", "distribution")
     path = kwargs.pop("train_config", None)
-    if path:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-    for key in ("epochs", "batch_size", "learning_rate", "warm_start_learning_rate", "update_mode",
-                "replay_fraction", "distill_weight", "init_checkpoint", "distribution"):
-        value = kwargs.pop(key, None)
-        if value is not None:
-            raw[key] = value
-    try:
-        return TrainConfig.from_dict(raw)
-    except (TypeError, ValueError) as error:
-        raise click.UsageError(str(error)) from None
+    return load_train_config(path, {key: kwargs.pop(key, None) for key in keys})
 
 
 @main.command()
@@ -111,7 +91,7 @@ def _train_config(kwargs: dict):
               help="Landing directory holding YYYY-MM-DD/ spans.")
 @click.option("--home", required=True, type=click.Path(file_okay=False),
               help="State directory: ML Metadata, pipeline outputs, serving models, runs.jsonl.")
-@click.option("--span", callback=_day, help="Run this span (YYYY-MM-DD) instead of the newest complete one.")
+@click.option("--span", callback=parse_day, help="Run this span (YYYY-MM-DD) instead of the newest complete one.")
 @click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
               help="Train on the newest N validated spans.")
 @click.option("--from-scratch", is_flag=True, help="Do not warm-start (the serving model is still the baseline).")

@@ -5,42 +5,19 @@ Registered on the `freshrank` group in freshrank/cli.py. Exit codes as there: 0 
 """
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import sys
 
 import click
 
+from freshrank.cli_options import load_train_config, parse_day
 from freshrank.env import configure
 
 configure()
 
 BEAM_RUNNERS = ["direct", "flink", "spark", "dataflow", "portable"]
 DISTRIBUTIONS = ["default", "mirrored", "multi_worker", "tpu"]
-
-
-def _day(_ctx, _param, value: str | None) -> datetime.date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
-
-
-def _train_config(path, overrides: dict):
-    from trainer.config import TrainConfig
-
-    raw: dict = {}
-    if path:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig.from_dict(raw)
-    except (TypeError, ValueError) as error:
-        raise click.UsageError(str(error)) from None
 
 
 def _read_json(path: str | None, what: str):
@@ -63,7 +40,7 @@ def _read_json(path: str | None, what: str):
               help="State directory as the cluster sees it: pipeline outputs, span index, serving models.")
 @click.option("--out", default="pipeline.json", show_default=True, type=click.Path(dir_okay=False),
               help="Output: .json = PipelineJob (Vertex, `freshrank submit`), .yaml = PipelineSpec (kfp upload).")
-@click.option("--span", callback=_day, help="Default of the span_range runtime parameter (default: newest span).")
+@click.option("--span", callback=parse_day, help="Default of the span_range runtime parameter (default: newest span).")
 @click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
               help="Default of the window runtime parameter.")
 @click.option("--from-scratch", is_flag=True, help="Never warm-start.")
@@ -97,7 +74,7 @@ def compile_command(target, image, data_root, home, out, span, window, from_scra
     from tfx_pipeline import beam
     from tfx_pipeline.config import KUBEFLOW, PipelineConfig
 
-    train = _train_config(train_config, {
+    train = load_train_config(train_config, {
         "distribution": distribution, "tpu_address": tpu_address, "epochs": epochs,
         "batch_size": batch_size, "init_checkpoint": init_checkpoint,
     })
@@ -133,7 +110,7 @@ def compile_command(target, image, data_root, home, out, span, window, from_scra
 @click.option("--vertex-region", help="Vertex AI region, e.g. europe-west4.")
 @click.option("--service-account", help="Vertex: service account the steps run as.")
 @click.option("--pipeline-root", help="Vertex: override the compiled pipeline root (gs://...).")
-@click.option("--span", callback=_day, help="Run this span (YYYY-MM-DD).")
+@click.option("--span", callback=parse_day, help="Run this span (YYYY-MM-DD).")
 @click.option("--newest", is_flag=True, help="Run the newest span (overrides a span compiled in).")
 @click.option("--window", type=click.IntRange(min=1), help="Train on the newest N validated spans.")
 @click.option("--run-name", help="Run / job display name (default: freshrank-<span or newest>).")

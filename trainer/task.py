@@ -74,7 +74,8 @@ def train(
         config = dataclasses.replace(
             config, bert=read_bert_config(config.init_checkpoint, config.bert.max_seq_length)
         )
-    vocabs = _vocabularies(config, window, base, log_dir)
+    scratch = tempfile.mkdtemp(prefix="freshrank-vocab-")  # the vocab file until export copies it
+    vocabs = _vocabularies(config, window, base, scratch)
 
     with strategy.scope():
         model = skip_autograph(build_core(config, vocabs))
@@ -148,6 +149,7 @@ def train(
                          warmup=_warmup_rows(eval_files), model_name=model_name)
     if not chief:
         shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)  # the export holds its own copy in assets/
     log.info("trained on %d examples in %.1fs; exported to %s", window.num_examples, train_seconds, target)
     return facts
 
@@ -187,8 +189,7 @@ def _vocabularies(config: TrainConfig, window: data.WindowScan, base, work_dir: 
 
 def _local_copy(wordpiece: list[str], work_dir: str) -> str:
     # The file must be named vocab.txt: it becomes the SavedModel asset assets/vocab.txt.
-    directory = tempfile.mkdtemp(prefix="freshrank-vocab-")
-    path = os.path.join(directory, "vocab.txt")
+    path = os.path.join(work_dir, "vocab.txt")
     vocab_lib.write_lines(path, wordpiece)
     return path
 

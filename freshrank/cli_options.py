@@ -1,0 +1,32 @@
+"""Option parsing shared by every freshrank command module."""
+from __future__ import annotations
+
+import datetime
+import json
+
+import click
+
+
+def parse_day(_ctx, _param, value: str | None) -> datetime.date | None:
+    """click callback: a YYYY-MM-DD option as a date, with a usage error naming the value."""
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+def load_train_config(path: str | None, overrides: dict):
+    """Trainer settings: the JSON file (if any), then every flag that was given on top."""
+    from trainer.config import TrainConfig
+
+    raw: dict = {}
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.from_dict(raw)
+    except (TypeError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
