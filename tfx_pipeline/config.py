@@ -38,6 +38,12 @@ class PipelineConfig:
     # Vertex AI custom-job settings for a distributed Trainer ({"project", "region",
     # "worker_pool_specs": [...]}); None: the Trainer trains inside its own step.
     vertex_training: dict | None = None
+    # Malformed CSV rows (bad quoting, wrong field count, invalid UTF-8) are quarantined; a span with
+    # a larger share of them is rejected as data (tfx_pipeline/quarantine.py). Local runs only.
+    max_bad_row_share: float = 0.001
+    # Where ExampleGen reads the span: None = data_root; a local run sets the quarantine's cleaned
+    # copy when it dropped rows.
+    ingest_root: str | None = None
 
     def __post_init__(self) -> None:
         self.data_root = _absolute(self.data_root)
@@ -46,6 +52,8 @@ class PipelineConfig:
             raise ValueError(f"orchestrator must be {LOCAL!r} or {KUBEFLOW!r}, got {self.orchestrator!r}")
         if self.span is None and self.orchestrator == LOCAL:
             raise ValueError("a local run needs a span (the newest complete one is resolved by the CLI)")
+        if not 0.0 <= self.max_bad_row_share <= 1.0:
+            raise ValueError(f"--max-bad-row-share must be in [0, 1], got {self.max_bad_row_share}")
         if self.window < 1:
             raise ValueError(f"--window must be >= 1, got {self.window}")
         if not self.model_name or any(c in self.model_name for c in "/\\. "):
