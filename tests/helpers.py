@@ -19,3 +19,34 @@ def subprocess_env() -> dict[str, str]:
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env["PYTHONWARNINGS"] = "ignore"
     return env
+
+
+def write_examples(path: str, n: int, seed: int, flip_purchases: bool = False) -> None:
+    """A tiny ranking window as ExampleGen writes it (GZIP TFRecords of tf.Example).
+
+    Clicks follow query-title agreement, so a model can learn something in a few steps;
+    `flip_purchases` poisons the purchase labels, as a broken logging job would.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    queries = ["running shoes", "red phone case", "跑鞋 男", "xiaomi 5g", "nike shoes"]
+    titles = ["Nike running shoes", "Xiaomi 5g phone", "红色 手机 case", "跑 鞋 男 run", "the red shoes"]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in range(n):
+            t, q = int(rng.integers(len(titles))), int(rng.integers(len(queries)))
+            clicked = int(q == t or rng.random() < 0.2)
+            purchased = int(clicked and rng.random() < 0.5)
+            values = {
+                "query": queries[q], "title": titles[t], "brand": ["nike", "xiaomi"][t % 2],
+                "category": ["shoes", "phones"][t % 2], "product_id": f"p{t}", "request_id": f"r{i // 5}",
+            }
+            feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()])) for k, v in values.items()}
+            feature["price"] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(rng.uniform(5, 500))]))
+            feature["clicked"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[clicked]))
+            feature["purchased"] = tf.train.Feature(
+                int64_list=tf.train.Int64List(value=[1 - purchased if flip_purchases else purchased])
+            )
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())

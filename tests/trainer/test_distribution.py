@@ -14,10 +14,10 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import write_examples
 from trainer.distribution import is_chief, make_strategy
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,28 +35,6 @@ WORKER = textwrap.dedent(
     print("FACTS " + json.dumps({k: facts[k] for k in ("examples_processed", "epochs_run", "val_auc")}))
     """
 )
-
-
-def _write_examples(path: str, n: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    queries = ["running shoes", "red phone case", "跑鞋 男", "xiaomi 5g", "nike shoes"]
-    titles = ["Nike running shoes", "Xiaomi 5g phone", "红色 手机 case", "跑 鞋 男 run", "the red shoes"]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for i in range(n):
-            t, q = int(rng.integers(len(titles))), int(rng.integers(len(queries)))
-            clicked = int(q == t or rng.random() < 0.2)
-            values = {
-                "query": queries[q], "title": titles[t], "brand": ["nike", "xiaomi"][t % 2],
-                "category": ["shoes", "phones"][t % 2], "product_id": f"p{t}", "request_id": f"r{i // 5}",
-            }
-            feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()])) for k, v in values.items()}
-            feature["price"] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(rng.uniform(5, 500))]))
-            feature["clicked"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[clicked]))
-            feature["purchased"] = tf.train.Feature(
-                int64_list=tf.train.Int64List(value=[int(clicked and rng.random() < 0.5)])
-            )
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
 def _free_ports(n: int) -> list[int]:
@@ -85,8 +63,8 @@ def _env(tf_config: dict) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def two_worker_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multi_worker")
-    _write_examples(str(tmp / "data" / "Split-train" / "data_tfrecord-00000-of-00001.gz"), 96, seed=0)
-    _write_examples(str(tmp / "data" / "Split-eval" / "data_tfrecord-00000-of-00001.gz"), 32, seed=1)
+    write_examples(str(tmp / "data" / "Split-train" / "data_tfrecord-00000-of-00001.gz"), 96, seed=0)
+    write_examples(str(tmp / "data" / "Split-eval" / "data_tfrecord-00000-of-00001.gz"), 32, seed=1)
     config = {
         "distribution": "multi_worker", "epochs": 1, "steps_per_epoch": 3, "batch_size": 8,
         "vocab_size": 200, "bert": {"hidden_size": 16, "num_layers": 1, "num_heads": 2,

@@ -1,0 +1,73 @@
+"""Distillation from the base model: the soft labels, and what they do to a warm-started update."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import write_examples
+from trainer import data
+from trainer.config import TrainConfig
+from trainer.task import _with_soft_labels, train
+
+TINY = {
+    "epochs": 2, "batch_size": 16, "vocab_size": 200, "seed": 3,
+    "bert": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "max_seq_length": 16},
+}
+
+
+def _split(root, name: str, n: int, seed: int, flip: bool = False) -> str:
+    write_examples(str(root / f"Split-{name}" / "data_tfrecord-00000-of-00001.gz"), n, seed, flip_purchases=flip)
+    return str(root / f"Split-{name}" / "*")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A teacher trained on clean labels, and a poisoned span (every purchase flipped) to update on."""
+    import tensorflow_text  # noqa: F401  registers the tokenizer's ops for loading
+
+    tmp = tmp_path_factory.mktemp("distill")
+    clean = tmp / "clean"
+    train(TrainConfig.from_dict(TINY), [_split(clean, "train", 400, 0)], [_split(clean, "eval", 80, 1)],
+          str(tmp / "base"), str(tmp / "logs-base"), base_model=None)
+    poisoned = tmp / "poisoned"
+    files = (_split(poisoned, "train", 400, 2, flip=True), _split(poisoned, "eval", 80, 3, flip=True))
+    return tmp, str(tmp / "base"), files, _split(tmp / "probe", "eval", 128, 4)
+
+
+def test_soft_labels_mix_the_label_with_the_teachers_probability(base):
+    _, base_path, (poisoned_train, _), _ = base
+    raw = data.make_dataset([poisoned_train], 16, shuffle=False, seed=0)
+    mixed = _with_soft_labels(raw, base_path, weight=0.4)
+    teacher = tf.saved_model.load(base_path).signatures["serving_default"]
+    (features, labels), (features_m, labels_m) = next(iter(raw)), next(iter(mixed))
+    expected = 0.6 * labels["purchase_logit"].numpy() + 0.4 * teacher(**features)["score"].numpy()
+    np.testing.assert_allclose(labels_m["purchase_logit"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(labels_m["click_logit"].numpy(), labels["click_logit"].numpy())
+    for name, value in features.items():
+        np.testing.assert_array_equal(features_m[name].numpy(), value.numpy())
+    # The teacher is a model, not a constant: its probabilities vary across the batch.
+    assert np.ptp(expected - 0.6 * labels["purchase_logit"].numpy()) > 1e-3
+
+
+def test_distillation_holds_an_update_near_the_teacher_on_poisoned_labels(base):
+    tmp, base_path, (poisoned_train, poisoned_eval), probe = base
+    scores = {}
+    for weight in (0.0, 0.9):
+        out = str(tmp / f"student-{weight}")
+        config = TrainConfig.from_dict({**TINY, "distill_weight": weight})
+        facts = train(config, [poisoned_train], [poisoned_eval], out, str(tmp / f"logs-{weight}"), base_path)
+        assert facts["warm_started"]
+        scores[weight] = _score(out, probe)
+    teacher = _score(base_path, probe)
+    drift = {w: float(np.mean(np.abs(s - teacher))) for w, s in scores.items()}
+    # Flipped labels drag the plain update away from what the teacher learned; distillation
+    # keeps most of it.
+    print("drift from the teacher", drift)
+    assert drift[0.9] < 0.5 * drift[0.0], drift
+
+
+def _score(model_path: str, pattern: str) -> np.ndarray:
+    serve = tf.saved_model.load(model_path).signatures["serving_default"]
+    out = [serve(**features)["score"].numpy() for features, _ in data.make_dataset([pattern], 64, False, 0)]
+    return np.concatenate(out)
