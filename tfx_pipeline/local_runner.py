@@ -1,7 +1,12 @@
-"""Running the pipeline once on this machine: LocalDagRunner, sqlite ML Metadata, DirectRunner."""
+"""Running the pipeline once on this machine: LocalDagRunner, sqlite ML Metadata, DirectRunner.
+
+Under the home lock a run first cleans up after a killed predecessor (tfx_pipeline/recovery.py),
+then quarantines malformed CSV rows (tfx_pipeline/quarantine.py), then runs the pipeline.
+"""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -10,7 +15,7 @@ import time
 
 from tfx import v1 as tfx
 
-from tfx_pipeline import run_summary
+from tfx_pipeline import quarantine, recovery, run_summary
 from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.data_gate import DataRejected
 from tfx_pipeline.lineage import Lineage
@@ -54,6 +59,18 @@ def run_once(config: PipelineConfig) -> dict:
     started = time.time()
     span = config.span.isoformat()
     with home_lock(config.home):
+        recovery.recover(config.metadata_path, config.serving_dir)
+        try:
+            ingest_root, quarantined = quarantine.gate_span(
+                config.data_root, span, config.home, config.max_bad_row_share
+            )
+        except quarantine.SpanMalformed as malformed:
+            record = run_summary.rejected(span, malformed.problems, time.time() - started)
+            record["quarantine"] = malformed.quarantine_dir
+            run_summary.append(config.runs_log, record)
+            return record
+        if ingest_root != config.data_root:
+            config = dataclasses.replace(config, ingest_root=ingest_root)
         try:
             # Component output (Keras progress included) goes to stderr: stdout is for records.
             with contextlib.redirect_stdout(sys.stderr):
@@ -63,11 +80,15 @@ def run_once(config: PipelineConfig) -> dict:
             if rejection is None:
                 raise
             record = run_summary.rejected(span, [str(p) for p in rejection.problems], time.time() - started)
+            record["quarantined_rows"] = quarantined
             run_summary.append(config.runs_log, record)
             return record
         lineage = Lineage(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
         nodes = lineage.run_nodes(lineage.latest_run_id())
         record = run_summary.summarize(lineage, nodes, span, time.time() - started)
+        record["quarantined_rows"] = quarantined
+        if quarantined:
+            record["quarantine"] = os.path.join(config.home, "quarantine", span)
         run_summary.append(config.runs_log, record)
         return record
 

@@ -2,7 +2,8 @@
 
 ExampleGen (one span) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> SpanWindow
 (data gate + rolling window) -> Trainer (warm-started from the latest blessed model) ->
-Evaluator (against that same model as baseline) -> Pusher (only when blessed).
+Evaluator (against that same model as baseline) -> Pusher (only when blessed; AtomicPusher, so a
+version appears in the serving directory whole).
 
 The same function describes the compiled Kubeflow pipeline (`config.orchestrator == "kubeflow"`):
 there the span and the window are runtime parameters (`span_range`, `window`), a SpanReady step
@@ -20,6 +21,7 @@ from tfx.proto import range_config_pb2
 
 from schemas import SCHEMA_PATH
 from tfx_pipeline import beam
+from tfx_pipeline.components.atomic_pusher import AtomicPusher
 from tfx_pipeline.components.span_window import SpanWindow
 from tfx_pipeline.config import KUBEFLOW, PipelineConfig
 from tfx_pipeline.evaluation import EVAL_SPLIT, eval_config
@@ -58,7 +60,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
         )
         window_size = config.window
     example_gen = tfx.components.CsvExampleGen(
-        input_base=config.data_root,
+        input_base=config.ingest_root or config.data_root,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=SPAN_PATTERN)]),
         output_config=tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
@@ -120,13 +122,13 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
         eval_config=eval_config(config.min_auc, config.bless_tolerance),
         **({"module_path": EVALUATOR_MODULE} if needs_hook else {}),
     )
-    pusher = tfx.components.Pusher(
+    # TFX's Pusher, but a version appears in the serving directory whole (one rename), so a run
+    # killed mid-push never leaves a partial version for TF Serving to load.
+    pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
-        ),
-    )
+        base_directory=config.serving_dir,
+    ).with_id("Pusher")
     components = [
         example_gen, schema_gen, statistics_gen, example_validator, window,
         latest_blessed, trainer, evaluator, pusher,

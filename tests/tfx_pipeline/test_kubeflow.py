@@ -35,7 +35,7 @@ EXECUTORS = {
     "SpanWindow": "tfx_pipeline.components.span_window.SpanWindow_Executor",
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
     "Evaluator": "tfx.components.evaluator.executor.Executor",
-    "Pusher": "tfx.components.pusher.executor.Executor",
+    "Pusher": "tfx_pipeline.components.atomic_pusher.AtomicPusher_Executor",
 }
 RESOLVERS = {"latest_blessed_model-model-blessing-resolver", "latest_blessed_model-model-resolver"}
 BEAM_STEPS = ("CsvExampleGen", "StatisticsGen", "Evaluator")
@@ -142,8 +142,7 @@ def test_step_parameters(compiled):
     thresholds = json.loads(_constant(evaluator, "eval_config"))
     assert thresholds["model_specs"][0]["signature_name"] == "regress"
 
-    pusher = json.loads(_constant(tasks["Pusher"], "push_destination"))
-    assert pusher["filesystem"]["base_directory"] == f"{HOME}/serving/ranker"
+    assert _constant(tasks["Pusher"], "base_directory") == f"{HOME}/serving/ranker"
 
     executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     resources = executors["Trainer_executor"]["container"]["resources"]
