@@ -104,9 +104,12 @@ def _train_config(kwargs: dict):
               help="Runner of the Beam components (direct: in this process). See BUILD.md.")
 @click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
               help="Beam option passed through as is (repeatable), e.g. --beam-arg=--flink_master=host:8081.")
+@click.option("--max-bad-row-share", default=0.001, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Malformed CSV rows are quarantined to HOME/quarantine/SPAN/; above this share the span is "
+                   "rejected (exit 3).")
 @_train_options
 def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, beam_runner, beam_args,
-        **train) -> None:
+        max_bad_row_share, **train) -> None:
     """Run the pipeline once on one span; the last stdout line is the run's JSON record."""
     from tfx_pipeline import beam, spans
     from tfx_pipeline.config import PipelineConfig
@@ -117,7 +120,8 @@ def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_
         config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
                                 from_scratch=from_scratch, model_name=model_name, train=train_config,
                                 min_auc=min_auc, bless_tolerance=bless_tolerance,
-                                beam_pipeline_args=beam.pipeline_args(beam_runner, beam_args))
+                                beam_pipeline_args=beam.pipeline_args(beam_runner, beam_args),
+                                max_bad_row_share=max_bad_row_share)
     except (FileNotFoundError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     sys.exit(_run(config))
@@ -256,11 +260,13 @@ from freshrank.commands_production import (  # noqa: E402  (registered last: the
     submit_command,
     tensorboard_command,
 )
+from freshrank.commands_reliability import rollback_command  # noqa: E402
 
 main.add_command(compile_command)
 main.add_command(submit_command)
 main.add_command(export_serving_config_command)
 main.add_command(tensorboard_command)
+main.add_command(rollback_command)
 
 if __name__ == "__main__":
     main()
