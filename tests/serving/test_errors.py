@@ -78,6 +78,13 @@ def assert_still_serving(stub):
     (dict(signature_name="x"), grpc.StatusCode.FAILED_PRECONDITION,
      'Serving signature key "x" not found.'),
     (dict(model=""), grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
+    # Names are looked up among the configured models, never joined to a path: no escape.
+    (dict(model="../default"), grpc.StatusCode.NOT_FOUND,
+     "Servable not found for request: Latest(../default)"),
+    (dict(model="default/../default"), grpc.StatusCode.NOT_FOUND,
+     "Servable not found for request: Latest(default/../default)"),
+    (dict(model="/etc/passwd"), grpc.StatusCode.NOT_FOUND,
+     "Servable not found for request: Latest(/etc/passwd)"),
 ])
 def test_predict_resolution_errors(stub, request_kwargs, code, details):
     error = rpc_error(stub.Predict, x_request(**request_kwargs))

@@ -194,8 +194,12 @@ def test_warmup_is_replayed_and_a_bad_warmup_file_fails_the_load(
     assert served_version(stub) == 5
 
 
-def test_zero_failed_requests_while_three_versions_swap_in_under_load(
+CLIENTS = 32
+
+
+def test_zero_failed_requests_while_three_versions_swap_in_and_a_corrupt_one_lands_under_load(
         stub, model_stub, models, base, staging):
+    """32 concurrent clients; versions 7 and 8 swap in, a corrupt 9 lands, 10 swaps in past it."""
     failures: list[str] = []
     seen: set[int] = set()
     count = [0]
@@ -211,21 +215,29 @@ def test_zero_failed_requests_while_three_versions_swap_in_under_load(
             except Exception as exc:  # noqa: BLE001 - every failure is recorded
                 failures.append(repr(exc))
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    threads = [threading.Thread(target=hammer) for _ in range(CLIENTS)]
     for thread in threads:
         thread.start()
     try:
-        for version in (7, 8, 9):
+        for version in (7, 8):
             drop_version(models.half_plus_two, base, staging, version)
             wait_until(lambda v=version: v in seen, timeout=15)
+        corrupt = staging / "v9"
+        (corrupt / "variables").mkdir(parents=True)
+        (corrupt / "saved_model.pb").write_bytes(b"not a SavedModel")
+        os.rename(corrupt, base / "9")
+        wait_until(lambda: statuses(model_stub).get(9, (0,))[0] == END, timeout=15)
+        drop_version(models.half_plus_two, base, staging, 10)
+        wait_until(lambda: 10 in seen, timeout=15)
         wait_until(lambda: statuses(model_stub)[8][0] == END, timeout=15)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert failures == []
-    assert {7, 8, 9} <= seen
-    assert count[0] > 50
+    assert {7, 8, 10} <= seen and 9 not in seen
+    assert statuses(model_stub)[9][1] != 0  # the corrupt version failed to load and says so
+    assert count[0] > 200
 
 
 def test_sigterm_shuts_down_cleanly(server):
