@@ -53,6 +53,9 @@ def check_split(
     split: str,
     previous: statistics_pb2.DatasetFeatureStatisticsList | None,
 ) -> list[Problem]:
+    if not statistics.datasets or statistics.datasets[0].num_examples == 0:
+        # TFDV checks nothing on zero examples (not even min_examples_count): say it here.
+        return [Problem(span, split, "(dataset)", "no examples: the span (or this split of it) is empty")]
     anomalies = tfdv.validate_statistics(
         statistics, schema, environment=ENVIRONMENT, previous_statistics=previous
     )

@@ -176,6 +176,10 @@ def gate_span(data_root: str, span: str, home: str, max_share: float) -> tuple[s
     quarantine_dir = os.path.join(home, "quarantine", span)
     if tf.io.gfile.exists(quarantine_dir):
         tf.io.gfile.rmtree(quarantine_dir)  # a rerun after a fix must not show stale rows
+    if check.total_rows == 0:
+        files = ", ".join(check.files) or "no *.csv file"
+        raise SpanMalformed([f"span {span}: empty, no data rows in {check.folder} ({files}); land the span's "
+                             f"rows (write _SUCCESS last) and rerun"], quarantine_dir)
     if not check.bad_rows:
         return data_root, 0
     path = write_bad_rows(check, quarantine_dir)

@@ -93,3 +93,13 @@ def test_an_unreadable_header_quarantines_the_whole_file(tmp_path):
     with pytest.raises(quarantine.SpanMalformed) as caught:
         quarantine.gate_span(str(data), "2026-11-01", str(tmp_path / "home"), 0.5)
     assert "4 of 4 rows" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize("files", [{"part-0.csv": HEADER}, {"part-0.csv": b""}, {}], ids=["header-only", "zero-bytes",
+                                                                                     "no-csv"])
+def test_an_empty_span_is_rejected_before_example_gen(tmp_path, files):
+    data = _span(tmp_path, files)
+    with pytest.raises(quarantine.SpanMalformed) as caught:
+        quarantine.gate_span(str(data), "2026-11-01", str(tmp_path / "home"), 0.001)
+    assert caught.value.problems[0].startswith("span 2026-11-01: empty, no data rows in ")
+    assert "rerun" in caught.value.problems[0]

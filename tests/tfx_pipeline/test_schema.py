@@ -58,8 +58,12 @@ def _rewrite(src, dst, mutate):
         (lambda rows: [r.update(price="-5.0") for r in rows[:50]], "price", "unexpectedly low"),
         (lambda rows: [r.update(purchased="7") for r in rows[:5]], "purchased", "unexpectedly large"),
         (lambda rows: [r.pop("brand") for r in rows], "brand", "column"),
+        (lambda rows: [r.update(coupon="SAVE10") for r in rows], "coupon", "new column"),
+        (lambda rows: [r.update(price="abc") for r in rows[:50]], "price", "expected data of type: float"),
+        (lambda rows: rows.__setitem__(slice(1, None), []), "(dataset)", "fewer than expected"),
     ],
-    ids=["unknown-category", "negative-price", "label-out-of-domain", "missing-column"],
+    ids=["unknown-category", "negative-price", "label-out-of-domain", "missing-column", "extra-column",
+         "wrong-type", "too-few-rows"],
 )
 def test_broken_span_is_rejected_naming_the_feature(schema, market, tmp_path, mutate, feature, words):
     broken = tmp_path / "broken.csv"
@@ -79,3 +83,12 @@ def test_category_mix_jump_trips_the_drift_comparator(schema, market, tmp_path):
     previous = _stats(_csv(market, DAY))
     problems = data_gate.check_split(_stats(shifted), schema, "d", "train", previous)
     assert any(p.feature == "category" and "linfty distance" in p.anomaly.lower() for p in problems), [str(p) for p in problems]
+
+
+def test_an_empty_span_is_rejected(schema, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("request_id,event_time,user_id,query,product_id,title,brand,category,price,position,"
+                     "clicked,purchased\n", encoding="utf-8")
+    problems = data_gate.check_split(_stats(empty), schema, "2026-11-01", "train", None)
+    assert [str(p) for p in problems] == [
+        "span 2026-11-01, split train, feature '(dataset)': no examples: the span (or this split of it) is empty"]
