@@ -92,3 +92,15 @@ def test_an_empty_span_is_rejected(schema, tmp_path):
     problems = data_gate.check_split(_stats(empty), schema, "2026-11-01", "train", None)
     assert [str(p) for p in problems] == [
         "span 2026-11-01, split train, feature '(dataset)': no examples: the span (or this split of it) is empty"]
+
+
+@pytest.mark.parametrize("poison", [lambda r: str(1 - int(r["purchased"])), lambda r: "0"], ids=["flipped", "zeroed"])
+def test_poisoned_labels_trip_the_label_drift_comparator(schema, market, tmp_path, poison):
+    """Every `purchased` flipped (or wiped) in an otherwise valid span: the label's rate jumps."""
+    poisoned = tmp_path / "poisoned.csv"
+    _rewrite(_csv(market, DAY + datetime.timedelta(days=1)), poisoned,
+             lambda rows: [r.update(purchased=poison(r)) for r in rows])
+    previous = _stats(_csv(market, DAY))
+    problems = data_gate.check_split(_stats(poisoned), schema, "2026-11-02", "train", previous)
+    assert [p.feature for p in problems] == ["purchased"], [str(p) for p in problems]
+    assert "jensen-shannon divergence" in problems[0].anomaly.lower()
