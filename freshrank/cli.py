@@ -236,24 +236,34 @@ def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bles
 
 
 @main.command()
-@click.option("--days", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--days", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Simulated days; day 1 uses the legacy ranking, later days the served model.")
 @click.option("--home", default="demo_home", show_default=True, type=click.Path(file_okay=False))
-@click.option("--requests-per-day", default=600, show_default=True, type=click.IntRange(min=50))
+@click.option("--requests-per-day", default=400, show_default=True, type=click.IntRange(min=50))
 @click.option("--seed", default=0, show_default=True, type=int)
 def demo(days, home, requests_per_day, seed) -> None:
-    """Generate a drifting shop and run the pipeline day by day on embedded defaults."""
+    """The served loop: rank each day through the model server, land it, retrain, bless, push."""
     from freshrank.demo import run_demo
+    from freshrank.report import write_report
+    from freshrank.served_model import ServerFailed
 
     _log_progress()
     try:
         records = run_demo(home, days, requests_per_day, seed, say=lambda line: click.echo(line))
     except FileExistsError as error:
         raise click.UsageError(str(error)) from None
-    served = os.path.join(home, "serving", "ranker")
-    click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to {served}; "
-               f"run log {os.path.join(home, 'runs.jsonl')}")
+    except ServerFailed as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("demo: stopped (the model server was shut down)", err=True)
+        sys.exit(EXIT_FAILED)
+    md, png = write_report(home, records)
+    click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to "
+               f"{os.path.join(home, 'serving', 'ranker')}; report {md} and {png}")
 
 
+from freshrank.commands_bench import bench_command  # noqa: E402
 from freshrank.commands_production import (  # noqa: E402  (registered last: they import nothing from here)
     compile_command,
     export_serving_config_command,
@@ -267,6 +277,7 @@ main.add_command(submit_command)
 main.add_command(export_serving_config_command)
 main.add_command(tensorboard_command)
 main.add_command(rollback_command)
+main.add_command(bench_command)
 
 if __name__ == "__main__":
     main()

@@ -1,45 +1,177 @@
-"""`freshrank demo`: the whole mechanism on embedded defaults, one simulated day at a time."""
+"""`freshrank demo`: the whole loop on embedded defaults, with the served model shaping the logs.
+
+Day 1 has no model yet: the shop's legacy ranking orders the searches, the day lands as a span
+and the pipeline trains, blesses and pushes the first version. Then a `freshrank-model-server`
+starts on the serving directory, and every later day's searches are ranked through it over
+gRPC; the simulated shoppers click and buy from the page as shown (position bias included), so
+the model in service shapes the next span it is trained on. Each day lands as a span
+(`_SUCCESS` last), the pipeline runs, and the demo waits for the server to report the pushed
+version AVAILABLE: the minutes from landing to that moment are the loop's freshness.
+"""
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import os
+import time
 from collections.abc import Callable
 
-from freshrank.market import simulate
-from tfx_pipeline.config import PipelineConfig
-from tfx_pipeline.local_runner import run_once
-from trainer.config import TrainConfig
+from freshrank.market import Market, Search, write_span
+from freshrank.served_model import ModelServerProcess
 
 DEMO_START = datetime.date(2026, 11, 1)
+# Sized so 5 days fit in 10 minutes on 2 cores: each pipeline run is ~1.3 min of fixed TFX/Beam
+# work plus training, and a 3-span window keeps training time flat as days accumulate.
+DEMO_REQUESTS_PER_DAY = 400
+DEMO_WINDOW = 3
+DEMO_EPOCHS = 2
+DAYS_LOG = "demo_days.jsonl"
 
 
-def run_demo(
-    home: str,
-    days: int,
-    requests_per_day: int,
-    seed: int,
-    say: Callable[[str], None],
-) -> list[dict]:
+@dataclasses.dataclass
+class DayTraffic:
+    """One day's searches as the shoppers saw them, and what they did."""
+
+    rows: list[dict]
+    searches: int
+    ranked_by: int | None  # served version that ranked the day; None: the legacy ranking
+    purchases: int
+    legacy_purchases: int  # the same searches under the legacy ranking (the market is deterministic)
+
+    @property
+    def purchases_per_100(self) -> float:
+        return 100.0 * self.purchases / max(self.searches, 1)
+
+    @property
+    def legacy_per_100(self) -> float:
+        return 100.0 * self.legacy_purchases / max(self.searches, 1)
+
+
+def serve_day(market: Market, day: datetime.date, requests: int, server: ModelServerProcess | None,
+              workers: int = 4) -> DayTraffic:
+    """Ranks the day's searches (through the server when it serves a version) and lets shoppers respond."""
+    searches = market.searches(day, requests)
+    legacy = [market.default_ranking(s) for s in searches]
+    ranked_by = None
+    if server is not None and server.available_versions():
+        results = server.rank_many([(s.query, s.candidates) for s in searches], workers=workers)
+        rankings = [ids for ids, _ in results]
+        versions = {version for _, version in results}
+        ranked_by = max(versions)
+    else:
+        rankings = legacy
+    rows = [row for search, ranking in zip(searches, rankings, strict=True)
+            for row in market.respond(search, ranking)]
+    return DayTraffic(rows=rows, searches=len(searches), ranked_by=ranked_by,
+                      purchases=sum(r["purchased"] for r in rows),
+                      legacy_purchases=_legacy_purchases(market, searches, legacy))
+
+
+def _legacy_purchases(market: Market, searches: list[Search], legacy: list[list[str]]) -> int:
+    """Purchases the same searches bring under the legacy ranking: the counterfactual baseline.
+
+    Outcomes are a deterministic function of (seed, day, request, page order), so this is the
+    exact number the shop would have seen without the model, not an estimate.
+    """
+    return sum(r["purchased"] for search, order in zip(searches, legacy, strict=True)
+               for r in market.respond(search, order))
+
+
+def land_span(data_root: str, day: datetime.date, rows: list[dict]) -> float:
+    """Writes the span (CSV, then `_SUCCESS`) and returns the landing time (time.time())."""
+    write_span(data_root, day, rows)
+    return time.time()
+
+
+def run_demo(home: str, days: int, requests_per_day: int, seed: int, say: Callable[[str], None],
+             window: int = DEMO_WINDOW, epochs: int = DEMO_EPOCHS, drift: str = "mild") -> list[dict]:
+    """Runs the loop for `days` days; returns one record per day (also in HOME/demo_days.jsonl)."""
+    from tfx_pipeline.config import PipelineConfig
+    from tfx_pipeline.local_runner import run_once
+    from trainer.config import TrainConfig
+
     data = os.path.join(home, "data")
-    existing = sorted(os.listdir(data)) if os.path.isdir(data) else []
-    if existing:
-        raise FileExistsError(f"{home} already holds a demo ({len(existing)} spans); use a new --home")
-    say(f"generating {days} days of a drifting shop ({requests_per_day} searches/day) in {data}")
-    simulate(data, DEMO_START, days, requests_per_day=requests_per_day, seed=seed)
-    records = []
-    say(f"{'span':<11} {'train ex':>8} {'warm start from':>15} {'AUC':>6} {'NDCG@10':>7} "
-        f"{'blessed':>7} {'version':>10} {'minutes':>7}")
-    for offset in range(days):
-        day = DEMO_START + datetime.timedelta(days=offset)
-        config = PipelineConfig(data_root=data, home=home, span=day, train=TrainConfig())
-        record = run_once(config)
-        records.append(record)
-        m = record.get("metrics", {})
-        say(f"{record['span']:<11} {record['train_examples']:>8} {str(record['warm_started_from']):>15} "
-            f"{_fmt(m.get('auc'))} {_fmt(m.get('ndcg@10')):>7} {str(record['blessed']):>7} "
-            f"{str(record['pushed_version']):>10} {record['total_seconds'] / 60:>7.1f}")
+    if os.path.isdir(data) and os.listdir(data):
+        raise FileExistsError(f"{home} already holds a demo ({len(os.listdir(data))} spans); "
+                              "use a new --home or delete it")
+    os.makedirs(data, exist_ok=True)
+    market = Market(seed=seed, market_start=DEMO_START, drift=drift)
+    train = TrainConfig(epochs=epochs)
+    log_path = os.path.join(home, DAYS_LOG)
+    serving_dir = os.path.join(home, "serving", "ranker")
+    say(f"demo: {days} days of a {drift}ly drifting shop, {requests_per_day} searches/day, window {window}, "
+        f"home {home}")
+    say(header())
+    records: list[dict] = []
+    server: ModelServerProcess | None = None
+    try:
+        for offset in range(days):
+            day = DEMO_START + datetime.timedelta(days=offset)
+            traffic = serve_day(market, day, requests_per_day, server)
+            landed = land_span(data, day, traffic.rows)
+            run = run_once(PipelineConfig(data_root=data, home=home, span=day, window=window, train=train))
+            if server is None:
+                # The first span is in: from now on the served model ranks the traffic.
+                server = ModelServerProcess(serving_dir, os.path.join(home, "model_server.log"))
+                server.start()
+            available_at = server.wait_available(run["pushed_version"]) if run["pushed_version"] else None
+            serving = server.available_versions()
+            record = day_record(run, traffic, landed, available_at, serving[0] if serving else None)
+            records.append(record)
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+            say(format_line(record))
+    finally:
+        if server is not None:
+            server.stop()
     return records
 
 
-def _fmt(value) -> str:
-    return f"{value:6.3f}" if isinstance(value, (int, float)) else f"{'-':>6}"
+def day_record(run: dict, traffic: DayTraffic, landed: float, available_at: float | None,
+               serving_now: int | None) -> dict:
+    """The demo's per-day facts: the pipeline's run record plus what the served model did that day."""
+    metrics = run.get("metrics") or {}
+    return {
+        "span": run["span"],
+        "status": run["status"],
+        "train_examples": run["train_examples"],
+        "warm_started_from": run["warm_started_from"],
+        "auc": metrics.get("auc"),
+        "ndcg@10": metrics.get("ndcg@10"),
+        "baseline_auc": metrics.get("baseline_auc"),
+        "blessed": run["blessed"],
+        "pushed_version": run["pushed_version"],
+        "ranked_by": traffic.ranked_by,
+        "serving_now": serving_now,
+        "searches": traffic.searches,
+        "purchases_per_100": round(traffic.purchases_per_100, 2),
+        "legacy_purchases_per_100": round(traffic.legacy_per_100, 2),
+        "run_minutes": round(run["total_seconds"] / 60.0, 2),
+        "minutes_to_available": round((available_at - landed) / 60.0, 2) if available_at else None,
+    }
+
+
+_COLUMNS = (("span", 10), ("train ex", 8), ("warm from", 10), ("AUC", 6), ("NDCG@10", 7), ("blessed", 7),
+            ("ranked by", 10), ("serving", 10), ("buys/100", 8), ("legacy", 6), ("min", 5))
+
+
+def header() -> str:
+    return " ".join(f"{name:>{width}}" for name, width in _COLUMNS)
+
+
+def format_line(r: dict) -> str:
+    values = (r["span"], r["train_examples"], _short(r["warm_started_from"]), _num(r["auc"], 3),
+              _num(r["ndcg@10"], 3), "yes" if r["blessed"] else "no",
+              _short(r["ranked_by"]) if r["ranked_by"] else "legacy", _short(r["serving_now"]),
+              _num(r["purchases_per_100"], 1), _num(r["legacy_purchases_per_100"], 1),
+              _num(r["minutes_to_available"], 1))
+    return " ".join(f"{str(v):>{w}}" for v, (_, w) in zip(values, _COLUMNS, strict=True))
+
+
+def _short(version) -> str:
+    return "-" if version is None else str(version)
+
+
+def _num(value, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
