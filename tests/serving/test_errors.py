@@ -355,6 +355,21 @@ def test_fuzzed_rest_bodies(server, helpers, doc, verb):
         assert set(body) == {"error"}
 
 
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(raw=st.binary(max_size=64) | st.text(max_size=32).map(lambda t: t.encode("utf-8", "surrogatepass")),
+       name=st.text(max_size=12))
+def test_fuzzed_rest_raw_bytes_and_unicode_model_names(server, helpers, raw, name):
+    """Bytes that are mostly not JSON, and model names with any unicode (also '..' and '/')."""
+    from urllib.parse import quote
+
+    code, body = helpers.call_rest(f"{server.rest_url}/v1/models/{quote(name, safe='')}:predict",
+                                   raw=raw, method="POST")
+    assert code in (200, 400, 404), body
+    if code != 200:
+        assert set(json.loads(body)) == {"error"}
+
+
 def test_server_survived_the_fuzzing(stub, server):
     assert_still_serving(stub)
     assert server.proc.poll() is None
