@@ -1,0 +1,49 @@
+"""The bench end to end on a tiny stream with a tiny model: six strategies, sane figures, three files."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from freshrank.bench.report import write_all
+from freshrank.bench.runner import BenchSettings, run_bench
+from freshrank.bench.strategies import STRATEGIES
+from trainer.config import BertConfig, TrainConfig
+
+pytestmark = pytest.mark.e2e
+TINY = TrainConfig(bert=BertConfig(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                                   max_seq_length=24),
+                   id_embedding_dim=4, head_hidden_size=8, vocab_size=600, batch_size=32)
+
+
+def test_tiny_bench_writes_all_six_strategies(tmp_path):
+    settings = BenchSettings(days=3, requests_per_day=80, epochs=1, warm_epochs=1, train=TINY)
+    results = run_bench(str(tmp_path), settings, say=lambda line: None)
+    paths = write_all(str(tmp_path), results)
+    loaded = json.loads(open(paths[0], encoding="utf-8").read())
+    table = loaded["strategies"]
+    assert sorted(table) == sorted(STRATEGIES)
+    for name, row in table.items():
+        assert set(row) >= {"mean_ndcg@10", "last_ndcg@10", "mean_auc", "forgetting", "train_seconds",
+                            "train_examples", "blessed_updates"}, name
+        assert 0.0 <= row["mean_ndcg@10"] <= 1.0 and 0.0 <= row["mean_auc"] <= 1.0, (name, row)
+        assert 0 <= row["blessed_updates"] <= row["updates"]
+    # Static never trains again and cannot forget; updating strategies did train.
+    assert table["static"]["train_examples"] == 0
+    assert table["static"]["forgetting"] == 0.0 or math.isnan(table["static"]["forgetting"])
+    assert table["static"]["updates"] == 0
+    for name in STRATEGIES[1:]:
+        assert table[name]["updates"] == 1 and table[name]["train_examples"] > 0 and table[name]["train_seconds"] > 0
+    # Full retrain trains on both spans' windows; replay adds a sample of the older span to the newest.
+    newest = loaded["spans"][1]["examples"]["train"]
+    assert table["warm_start"]["window_examples"] == newest
+    assert newest < table["warm_start_replay"]["window_examples"] < table["full_retrain"]["window_examples"]
+    assert table["full_retrain"]["window_examples"] == newest + loaded["spans"][0]["examples"]["train"]
+    # Every updating strategy was scored on the same unseen span as static.
+    assert loaded["scored_spans"] == [loaded["spans"][2]["date"]]
+    assert set(loaded["goals"]) == {"warm_start_matches_full_retrain_at_quarter_compute",
+                                    "every_update_strategy_5pct_above_static", "replay_or_distill_halves_forgetting"}
+    assert "| warm_start_distill |" in open(paths[1], encoding="utf-8").read()
+    with open(paths[2], "rb") as f:
+        assert f.read(4) == b"\x89PNG"
