@@ -26,10 +26,12 @@ DEMO_START = datetime.date(2026, 11, 1)
 DEMO_REQUESTS_PER_DAY = 400
 DEMO_WINDOW = 3
 DEMO_EPOCHS = 2
-# A day's test split holds ~60 result pages, so AUC moves +-0.03 from noise alone; the demo lets a
-# candidate within 0.02 of the serving model through (the min_auc floor still applies).
-# `freshrank run` keeps the strict default (0.0).
-DEMO_BLESS_TOLERANCE = 0.02
+# A demo day's test split holds ~60 result pages, ~15 of them with a purchase: AUC and NDCG@10 move
+# by +-0.05 between equally good models from noise alone (a first run at tolerance 0 blessed 2 of
+# 5 days, rejecting candidates with a higher AUC over a 0.047 NDCG dip). The demo lets a candidate
+# within 0.05 of the serving model through; the min_auc floor still applies, and `freshrank run`
+# keeps the strict default (0.0) for production-sized spans.
+DEMO_BLESS_TOLERANCE = 0.05
 DAYS_LOG = "demo_days.jsonl"
 
 
