@@ -33,7 +33,7 @@ def rollback_command(home: str, to_version: int | None, model_name: str) -> None
     Metadata, so no later run warm-starts from them or uses them as the baseline.
     """
     from tfx_pipeline import rollback, run_summary
-    from tfx_pipeline.local_runner import HomeLocked, home_lock
+    from tfx_pipeline.home_lock import HomeLocked, home_lock
 
     home = os.path.abspath(home)
     try:

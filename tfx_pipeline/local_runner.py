@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import os
 import sys
@@ -18,38 +17,11 @@ from tfx import v1 as tfx
 from tfx_pipeline import quarantine, recovery, run_summary
 from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.data_gate import DataRejected
+from tfx_pipeline.home_lock import HomeLocked, home_lock  # noqa: F401  (HomeLocked: re-exported for the CLI)
 from tfx_pipeline.lineage import Lineage
 from tfx_pipeline.pipeline import create_pipeline
 
 log = logging.getLogger("freshrank.run")
-
-
-class HomeLocked(RuntimeError):
-    pass
-
-
-@contextlib.contextmanager
-def home_lock(home: str):
-    """One run per home at a time: two would race on ML Metadata and the serving directory."""
-    os.makedirs(home, exist_ok=True)
-    path = os.path.join(home, ".lock")
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise HomeLocked(
-                f"{home} is in use by {holder}; wait for that run to finish (only one run per --home)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_once(config: PipelineConfig) -> dict:

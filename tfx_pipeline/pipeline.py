@@ -136,7 +136,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
     if compiled:
         from tfx_pipeline.components.span_ready import SpanReady
 
-        ready = SpanReady(input_base=config.data_root, pattern=SPAN_PATTERN, span_range=range_config)
+        ready = SpanReady(input_base=config.data_root, pattern=SPAN_PATTERN, span_range=range_config,
+                          quarantine_root=f"{config.home}/quarantine")
         example_gen.add_upstream_node(ready)
         components.insert(0, ready)
     # A compiled pipeline uses the orchestrator's ML Metadata.

@@ -6,9 +6,6 @@ import math
 import os
 from typing import Any
 
-import tensorflow_model_analysis as tfma
-
-from tfx_pipeline.evaluation import NDCG_K
 from tfx_pipeline.lineage import Lineage, NodeRecord, custom, read_model_facts
 
 PUSHED, NOT_BLESSED, REJECTED_DATA = "pushed", "not_blessed", "rejected_data"
@@ -53,6 +50,11 @@ def rejected(span: str, problems: list[str], total_seconds: float) -> dict:
 
 def read_metrics(evaluation_uri: str) -> dict[str, float]:
     """Overall-slice AUC and NDCG@10 of the candidate and, when there is one, the baseline."""
+    # Imported here: light commands (rollback) append records without loading TFMA.
+    import tensorflow_model_analysis as tfma
+
+    from tfx_pipeline.evaluation import NDCG_K
+
     metrics: dict[str, float] = {}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
         if slice_metrics.slice_key.single_slice_keys:

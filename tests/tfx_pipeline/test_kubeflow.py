@@ -123,6 +123,7 @@ def test_step_parameters(compiled):
     assert split["partition_feature_name"] == "request_id"
     assert [s["name"] for s in split["splits"]] == ["train", "eval", "test"]
     assert _constant(tasks["SpanReady"], "input_base") == DATA
+    assert _constant(tasks["SpanReady"], "quarantine_root") == f"{HOME}/quarantine"
     assert _constant(tasks["ImportSchemaGen"], "schema_file") == kubeflow.IMAGE_SCHEMA_FILE
     assert _constant(tasks["SpanWindow"], "index_dir") == f"{HOME}/span_index"
 

@@ -5,7 +5,8 @@ compiled Kubeflow pipeline has no CLI in front of it: ExampleGen's own driver re
 from the `span_range` runtime parameter (empty: the newest span folder) and would happily ingest
 a folder whose upload is still running. This step resolves the span exactly as that driver does
 (`FileBasedInputProcessor`, same input base, pattern and RangeConfig) and fails the run, before
-anything is ingested, unless the folder is complete. Any filesystem TF can read works (gs://...).
+anything is ingested, unless the folder is complete. It also refuses a span with any malformed CSV
+row (tfx_pipeline/quarantine.py), naming file and line. Any filesystem TF can read works (gs://...).
 """
 
 import os
@@ -17,6 +18,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.utils import proto_utils
 
+from tfx_pipeline import quarantine
 from tfx_pipeline.spans import SUCCESS_MARKER
 
 
@@ -43,11 +45,35 @@ def resolve_landed_span(input_base: str, pattern: str, span_range: str) -> tuple
     return span, folder
 
 
+def refuse_malformed_rows(folder: str, quarantine_root: str) -> None:
+    """Fails the run if any CSV line is malformed (or the span is empty), naming file and line.
+
+    A compiled pipeline cannot hand ExampleGen a cleaned copy (its input base is fixed at compile
+    time), so where `freshrank run` quarantines a few bad rows and goes on, here every bad row
+    stops the run before ingestion; the rows are listed under `<quarantine_root>/<span>/` too.
+    """
+    day = os.path.basename(folder.rstrip("/"))
+    check = quarantine.scan_span(folder, day)
+    if check.total_rows == 0:
+        raise quarantine.SpanMalformed([f"span {day}: empty, no data rows in {folder}; land its rows and resubmit"],
+                                       "")
+    if not check.bad_rows:
+        return
+    target = os.path.join(quarantine_root, day) if quarantine_root else ""
+    path = quarantine.write_bad_rows(check, target) if target else "(no quarantine directory configured)"
+    problems = quarantine.rejection_problems(check, 0.0, path)
+    problems[0] += (" (a compiled pipeline cannot leave rows out: fix them, or run this span with "
+                    "`freshrank run`, which quarantines up to --max-bad-row-share)")
+    raise quarantine.SpanMalformed(problems, target)
+
+
 @component
 def SpanReady(  # noqa: N802 (TFX component names are classes)
     input_base: Parameter[str],
     pattern: Parameter[str],
     span_range: Parameter[str] = "",
+    quarantine_root: Parameter[str] = "",
 ) -> None:
     span, folder = resolve_landed_span(input_base, pattern, span_range)
-    print(f"span {span} ({folder}) is complete")
+    refuse_malformed_rows(folder, quarantine_root)
+    print(f"span {span} ({folder}) is complete and every row is well-formed")
