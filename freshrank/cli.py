@@ -8,6 +8,7 @@ Exit codes (every command):
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -125,6 +126,16 @@ def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_
     except (FileNotFoundError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     sys.exit(_run(config))
+
+
+def _stop_logging() -> None:
+    """Detaches the handlers `_log_progress` attached (their stream may be about to close)."""
+    import logging
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.flush()
 
 
 def _log_progress() -> None:
@@ -247,9 +258,19 @@ def demo(days, home, requests_per_day, seed) -> None:
     from freshrank.report import write_report
     from freshrank.served_model import ServerFailed
 
-    _log_progress()
+    terminal = sys.stderr
+    os.makedirs(home, exist_ok=True)
+    log_path = os.path.join(home, "demo.log")
+    click.echo(f"demo: component logs (TFX, Beam, Keras) go to {log_path}", err=True)
     try:
-        records = run_demo(home, days, requests_per_day, seed, say=lambda line: click.echo(line))
+        # The terminal keeps the table and the progress lines; the pipeline's own output is in the log.
+        with open(log_path, "a", encoding="utf-8") as log_file, contextlib.redirect_stderr(log_file):
+            _log_progress()
+            try:
+                records = run_demo(home, days, requests_per_day, seed, say=lambda line: click.echo(line),
+                                   progress=lambda line: click.echo("  " + line, file=terminal))
+            finally:
+                _stop_logging()
     except FileExistsError as error:
         raise click.UsageError(str(error)) from None
     except ServerFailed as error:
@@ -257,6 +278,12 @@ def demo(days, home, requests_per_day, seed) -> None:
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("demo: stopped (the model server was shut down)", err=True)
+        sys.exit(EXIT_FAILED)
+    except Exception as error:  # noqa: BLE001 - the traceback goes to the log, the reason to the terminal
+        with open(log_path, "a", encoding="utf-8") as log_file:
+            traceback.print_exc(file=log_file)
+        click.echo(f"error: demo failed: {type(error).__name__}: {error}; the traceback and the pipeline's "
+                   f"output are in {log_path}", err=True)
         sys.exit(EXIT_FAILED)
     md, png = write_report(home, records)
     click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to "

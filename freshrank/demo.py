@@ -91,8 +91,13 @@ def land_span(data_root: str, day: datetime.date, rows: list[dict]) -> float:
 
 
 def run_demo(home: str, days: int, requests_per_day: int, seed: int, say: Callable[[str], None],
-             window: int = DEMO_WINDOW, epochs: int = DEMO_EPOCHS, drift: str = "mild") -> list[dict]:
-    """Runs the loop for `days` days; returns one record per day (also in HOME/demo_days.jsonl)."""
+             window: int = DEMO_WINDOW, epochs: int = DEMO_EPOCHS, drift: str = "mild",
+             progress: Callable[[str], None] = lambda line: None) -> list[dict]:
+    """Runs the loop for `days` days; returns one record per day (also in HOME/demo_days.jsonl).
+
+    `say` gets the table (header and one line per day); `progress` gets what happens between
+    lines, since a day's update takes minutes.
+    """
     from tfx_pipeline.config import PipelineConfig
     from tfx_pipeline.local_runner import run_once
     from trainer.config import TrainConfig
@@ -114,8 +119,13 @@ def run_demo(home: str, days: int, requests_per_day: int, seed: int, say: Callab
     try:
         for offset in range(days):
             day = DEMO_START + datetime.timedelta(days=offset)
+            served = server is not None and bool(server.available_versions())
+            progress(f"{day}: {requests_per_day} searches ranked by "
+                     f"{'the served model over gRPC' if served else 'the legacy ranking (no model served yet)'}")
             traffic = serve_day(market, day, requests_per_day, server)
             landed = land_span(data, day, traffic.rows)
+            progress(f"{day}: span landed ({len(traffic.rows)} impressions, {traffic.purchases} purchases); "
+                     "validating, training, evaluating, pushing")
             run = run_once(PipelineConfig(data_root=data, home=home, span=day, window=window, train=train,
                                          bless_tolerance=DEMO_BLESS_TOLERANCE))
             if server is None:
