@@ -80,8 +80,9 @@ class Exported:
 def pushed_versions(model_dir: str) -> list[int]:
     """Complete versions under a TF Serving model directory, oldest first.
 
-    The Pusher copies saved_model.pb last and its copy is not atomic, so a version folder without
-    saved_model.pb is still being written and is left out.
+    Locally the Pusher renames a finished copy into place (tfx_pipeline/push.py), but on object
+    stores such as gs:// it copies file by file with saved_model.pb last, so a version folder
+    without saved_model.pb is still being written and is left out.
     """
     if not tf.io.gfile.isdir(model_dir):
         return []
