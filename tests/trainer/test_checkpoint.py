@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 from scipy.special import erf
 
+from tests.helpers import write_examples
 from trainer import checkpoint as ckpt
 from trainer.config import ID_FEATURES, TrainConfig
 from trainer.model import Vocabularies, build_core
@@ -268,37 +269,14 @@ def test_unsupported_activation_is_refused(tmp_path):
 # ---------------------------------------------------------------- through train()
 
 
-def _write_examples(path: str, n: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    queries = ["running shoes", "red phone case", "跑鞋 男", "xiaomi 5g", "nike shoes"]
-    titles = ["Nike running shoes", "Xiaomi 5g phone", "红色 手机 case", "跑 鞋 男 run", "the red shoes"]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for _ in range(n):
-            t = int(rng.integers(len(titles)))
-            q = int(rng.integers(len(queries)))
-            feature = {
-                "query": queries[q], "title": titles[t], "brand": ["nike", "xiaomi"][t % 2],
-                "category": ["shoes", "phones"][t % 2], "product_id": f"p{t}",
-            }
-            feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
-                       for k, v in feature.items()}
-            feature["price"] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(rng.uniform(5, 500))]))
-            clicked = int(q == t or rng.random() < 0.2)
-            purchased = int(clicked and rng.random() < 0.5)
-            feature["clicked"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[clicked]))
-            feature["purchased"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[purchased]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-
-
 def test_train_from_checkpoint_ships_its_vocab_unchanged(tmp_path):
     from trainer.task import train
 
     ckpt_dir = str(tmp_path / "uncased_L-2_H-24_A-3")
     write_google_checkpoint(ckpt_dir)
     data_dir = tmp_path / "examples"
-    _write_examples(str(data_dir / "Split-train" / "data_tfrecord-00000-of-00001.gz"), 48, seed=0)
-    _write_examples(str(data_dir / "Split-eval" / "data_tfrecord-00000-of-00001.gz"), 16, seed=1)
+    write_examples(str(data_dir / "Split-train" / "data_tfrecord-00000-of-00001.gz"), 48, seed=0)
+    write_examples(str(data_dir / "Split-eval" / "data_tfrecord-00000-of-00001.gz"), 16, seed=1)
     config = TrainConfig(init_checkpoint=ckpt_dir, epochs=1, steps_per_epoch=2, batch_size=8)
     serving = str(tmp_path / "serving")
     facts = train(
