@@ -84,15 +84,19 @@ class BatchingOptions:
 
 
 class _Task:
-    __slots__ = ("arrays", "size", "done", "result", "error", "enqueued_at")
+    """One request's rows. `done` is a lock held until the batch thread releases it: a bare
+    lock is several times cheaper to make and to hand over than a threading.Event, and at
+    thousands of requests a second that is measurable server CPU."""
+
+    __slots__ = ("arrays", "size", "done", "result", "error")
 
     def __init__(self, arrays: list, size: int):
         self.arrays = arrays
         self.size = size
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.result: list | None = None
         self.error: BaseException | None = None
-        self.enqueued_at = time.monotonic()
 
 
 class _Batch:
@@ -184,7 +188,7 @@ class BatchScheduler:
                 queue.closed.append(queue.open)
                 queue.open = None
             self._cv.notify()
-        task.done.wait()
+        task.done.acquire()
         if task.error is not None:
             raise task.error
         assert task.result is not None
@@ -264,7 +268,7 @@ class BatchScheduler:
                 task.error = error
         finally:
             for task in tasks:
-                task.done.set()
+                task.done.release()
 
     def _assemble(self, tasks: list[_Task], size: int) -> tuple[list, int]:
         num_inputs = len(tasks[0].arrays)
