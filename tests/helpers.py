@@ -50,3 +50,14 @@ def write_examples(path: str, n: int, seed: int, flip_purchases: bool = False) -
                 int64_list=tf.train.Int64List(value=[1 - purchased if flip_purchases else purchased])
             )
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+# Two ranking rows in the serving signature's shape (tests/trainer/conftest.py's shared export).
+EXPORT_ROWS = {
+    "query": ["跑步鞋 男", "phone 5g"],
+    "title": ["Nike 耐克 跑鞋 running shoes", "Xiaomi 小米 手机 phone"],
+    "brand": ["Nike", "Xiaomi"],
+    "category": ["shoes", "phones"],
+    "product_id": ["p1", "p-never-seen"],
+    "price": [399.0, 1999.0],
+}

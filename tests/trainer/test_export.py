@@ -4,35 +4,14 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tests.helpers import EXPORT_ROWS as ROWS
 from trainer import export
-from trainer import vocab as vocab_lib
-from trainer.config import TrainConfig
-from trainer.model import Preprocessor, Vocabularies, build_core
-
-ROWS = {
-    "query": ["跑步鞋 男", "phone 5g"],
-    "title": ["Nike 耐克 跑鞋 running shoes", "Xiaomi 小米 手机 phone"],
-    "brand": ["Nike", "Xiaomi"],
-    "category": ["shoes", "phones"],
-    "product_id": ["p1", "p-never-seen"],
-    "price": [399.0, 1999.0],
-}
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("export")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "shoes", "phone", "跑", "鞋", "手", "机"]
-    vocab_lib.write_lines(str(tmp / "src" / "vocab.txt"), words)
-    ids = {"product_id": ["[UNK]", "p1"], "brand": ["[UNK]", "Nike"], "category": ["[UNK]", "shoes"]}
-    vocabs = Vocabularies(str(tmp / "src" / "vocab.txt"), words, ids, 5.0, 1.5)
-    config = TrainConfig()
-    model = build_core(config, vocabs)
-    out = str(tmp / "model")
-    warmup = [{k: ROWS[k][i] for k in ROWS} for i in range(2)]
-    export.export_ranker(Preprocessor(config, vocabs), model, out, config, vocabs, {"train_examples": 12},
-                         warmup=warmup)
-    return out, model
+@pytest.fixture
+def exported(exported_ranker):
+    """The session's shared export (tests/trainer/conftest.py): (path, Keras core model)."""
+    return exported_ranker
 
 
 def _examples():

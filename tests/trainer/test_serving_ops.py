@@ -36,11 +36,6 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
-from trainer import export
-from trainer import vocab as vocab_lib
-from trainer.config import TrainConfig
-from trainer.model import Preprocessor, Vocabularies, build_core
-
 # TF.Text ops exercised by TF Serving's tf_text_regression model (TF.Text's
 # oss_scripts/model_server/save_models.py), by the call that creates them there.
 TF_SERVING_TEXT_OPS = frozenset({
@@ -86,16 +81,9 @@ def saved_model_ops(path: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def exported_ops(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serving_ops")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "shoes", "phone", "跑", "鞋", "##s"]
-    vocab_lib.write_lines(str(tmp / "src" / "vocab.txt"), words)
-    ids = {"product_id": ["[UNK]", "p1"], "brand": ["[UNK]", "Nike"], "category": ["[UNK]", "shoes"]}
-    vocabs = Vocabularies(str(tmp / "src" / "vocab.txt"), words, ids, 5.0, 1.5)
-    config = TrainConfig()
-    out = str(tmp / "model")
-    export.export_ranker(Preprocessor(config, vocabs), build_core(config, vocabs), out, config, vocabs, {})
-    return saved_model_ops(out)
+def exported_ops(exported_ranker):
+    """Op types of the default ranker's export, shared with test_export.py (tests/trainer/conftest.py)."""
+    return saved_model_ops(exported_ranker[0])
 
 
 def test_op_listing_reaches_into_the_function_library(exported_ops):
