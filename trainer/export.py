@@ -41,21 +41,28 @@ class RankerServing(tf.Module):
         self.preprocessor = preprocessor
         self.ranker = ranker
 
-    def _score(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+    @tf.function(input_signature=[raw_input_specs()])
+    def score(self, features):
+        """Raw features -> purchase probability.
+
+        One tf.function that the three signatures call: the tokenizer and the encoder are traced
+        and stored once instead of once per signature, which makes every export (so every
+        pipeline run) several seconds faster and the SavedModel smaller.
+        """
         return tf.sigmoid(self.ranker(self.preprocessor(features), training=False)["purchase_logit"])
 
     @tf.function(input_signature=[raw_input_specs()])
     def serve(self, features):
-        return {"score": self._score(features)}
+        return {"score": self.score(features)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def regress(self, inputs):
         parsed = tf.io.parse_example(inputs, feature_spec(with_labels=False))
-        return {"outputs": self._score(parsed)}
+        return {"outputs": self.score(parsed)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def classify(self, inputs):
-        score = self._score(tf.io.parse_example(inputs, feature_spec(with_labels=False)))
+        score = self.score(tf.io.parse_example(inputs, feature_spec(with_labels=False)))
         scores = tf.stack([1.0 - score, score], axis=1)
         classes = tf.tile(tf.constant([["0", "1"]]), [tf.shape(score)[0], 1])
         return {"scores": scores, "classes": classes}
