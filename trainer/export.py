@@ -41,7 +41,7 @@ class RankerServing(tf.Module):
         self.preprocessor = preprocessor
         self.ranker = ranker
 
-    @tf.function(input_signature=[raw_input_specs()])
+    @tf.function(input_signature=[raw_input_specs()], autograph=False)
     def score(self, features):
         """Raw features -> purchase probability.
 
@@ -51,16 +51,16 @@ class RankerServing(tf.Module):
         """
         return tf.sigmoid(self.ranker(self.preprocessor(features), training=False)["purchase_logit"])
 
-    @tf.function(input_signature=[raw_input_specs()])
+    @tf.function(input_signature=[raw_input_specs()], autograph=False)
     def serve(self, features):
         return {"score": self.score(features)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")], autograph=False)
     def regress(self, inputs):
         parsed = tf.io.parse_example(inputs, feature_spec(with_labels=False))
         return {"outputs": self.score(parsed)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")], autograph=False)
     def classify(self, inputs):
         score = self.score(tf.io.parse_example(inputs, feature_spec(with_labels=False)))
         scores = tf.stack([1.0 - score, score], axis=1)
@@ -70,7 +70,7 @@ class RankerServing(tf.Module):
 
 def _serve_kwargs(module: RankerServing):
     # `serve` takes one dict; TF Serving wants named top-level inputs, so bind them by name.
-    @tf.function(input_signature=list(raw_input_specs().values()))
+    @tf.function(input_signature=list(raw_input_specs().values()), autograph=False)
     def serve(query, title, brand, category, product_id, price):
         return module.serve(
             {"query": query, "title": title, "brand": brand, "category": category,
