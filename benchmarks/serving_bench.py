@@ -5,23 +5,28 @@ What it measures, in one run (numbers are printed, nothing is asserted):
   * at 1, 8 and 32 concurrent gRPC clients,
   * against the server with batching off and with batching on,
   * next to the same SavedModel called in-process (the floor: same session, no gRPC, no protos),
-  * and a swap test: three new versions dropped into the base path under load, counting failures.
+  * and a swap test: three new versions dropped into the base path under load, counting failures,
+  * for two ranker sizes (--models): trainer/'s default (what `make demo` serves) and bert-mini.
 
-The model is built here with plain TF ops, shaped like the trainer's default export (see
-build_tiny_bert_ranker): tensorflow_text wordpiece tokenization of the (query, product) pair
-to 48 tokens, a 2-layer BERT encoder (hidden 64), id embeddings and the price, with the
-production signature (query, title, brand, category, product_id, price -> score).
+The models are built here with plain TF ops and the trainer's serving signature (see
+build_bert_ranker): tensorflow_text wordpiece tokenization of the (query, product) pair to 48
+tokens, a BERT encoder, id embeddings and the price (query, title, brand, category, product_id,
+price -> score).
 
 Clients send pre-serialized requests through raw gRPC method handles so that the client's own
 protobuf work does not eat the CPUs the server needs; responses are checked for status only
 (a sample from each server is fully decoded and compared with the in-process scores first).
 
 These machines share their CPUs with other processes, so the three targets (in-process, server
-with batching off, server with batching on; both servers run side by side) are measured under
-the same background load: at 1 client they are called in turn, call by call; at 8 and 32
-clients in alternating blocks. Compare the columns of one run, not numbers across runs.
+with batching off, server with batching on; both servers run side by side) are measured in
+alternating blocks, under the same background load. The single-client figures (and the goal)
+are back-to-back calls; the "1 idle" row calls the three targets in turn, call by call, so each
+server has been idle for a few milliseconds before every call it gets. Compare the columns of
+one run, not numbers across runs.
 
-Usage: .venv/bin/python benchmarks/serving_bench.py [--duration 3] [--json results.json]
+Usage: .venv/bin/python benchmarks/serving_bench.py [--duration 3] [--models default,bert-mini]
+       [--intra-op N --inter-op N] [--json results.json]
+docs/serving-performance.md records what it measured and what the numbers mean for tuning.
 """
 from __future__ import annotations
 
@@ -53,6 +58,7 @@ PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 TITLES = {"inprocess": "in-process", "grpc_off": "gRPC batching off",
           "grpc_on": "gRPC batching on"}
 CLIENT_COUNTS = (1, 8, 32)
+IDLE = "1 idle"
 # Batches form from queueing alone (no timeout): a lone request is never held back, and under
 # load every request that arrives while both batch threads are busy joins the next batch.
 BATCHING_PARAMETERS = """
@@ -66,19 +72,41 @@ num_batch_threads { value: 2 }
 # -- the model -----------------------------------------------------------------------------------
 
 
-def build_tiny_bert_ranker(export_dir: Path, seed: int = 7) -> None:
-    """A BERT cross-encoder ranker shaped like trainer/'s default export.
+@dataclass(frozen=True)
+class ModelShape:
+    """Encoder size of a benchmarked ranker."""
+
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    seq_len: int = 48
+
+
+# "default" is trainer/config.py's default (what `make demo` trains and serves); "bert-mini" is
+# the smallest BERT a shop would serve in production (Turc et al. 2019: L=4, H=256, A=4). Whether
+# batching pays depends on how the model's cost per call compares with the server's per-request
+# cost, so the benchmark measures both.
+MODEL_SHAPES = {
+    "default": ModelShape(layers=2, hidden=64, heads=2, intermediate=256),
+    "bert-mini": ModelShape(layers=4, hidden=256, heads=4, intermediate=1024),
+}
+
+
+def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> None:
+    """A BERT cross-encoder ranker with the production signature of trainer/'s export.
 
     Same in-graph text pipeline as trainer/text.py (tensorflow_text BertTokenizer over a
-    vocabulary asset, RoundRobinTrimmer, combine_segments, pad_model_inputs to 48 tokens), the
-    default encoder size of trainer/config.py (2 layers, hidden 64, 2 heads, intermediate 256),
-    hashed id embeddings for brand, category and product_id, the log price, and a 64-unit head.
-    Weights are random: only the cost of serving it matters here.
+    vocabulary asset, RoundRobinTrimmer, combine_segments, pad_model_inputs to 48 tokens), a
+    BERT encoder of the given shape, hashed id embeddings for brand, category and product_id,
+    the log price, and a 64-unit head. Weights are random: only the cost of serving it matters.
     """
     import tensorflow as tf
     import tensorflow_text as tft
 
-    hidden, heads, ff, seq_len, layers, id_dim, id_buckets = 64, 2, 256, 48, 2, 16, 4096
+    hidden, heads, ff, seq_len, layers = (shape.hidden, shape.heads, shape.intermediate,
+                                          shape.seq_len, shape.layers)
+    id_dim, id_buckets = 16, 4096
     vocab_words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + sorted(set(WORDS)) + [
         "##" + suffix for suffix in ("s", "ing", "er", "ed", "y", "proof", "weight")]
     vocab_path = Path(export_dir).parent / "bench_vocab.txt"
@@ -249,10 +277,8 @@ def alternate_blocks(targets: dict, clients: int, duration: float, warmup: float
     target sees the same background load (these CPUs are shared with other processes)."""
     totals = {label: ([], 0, 0.0) for label in targets}
     for _ in range(rounds):
-        for label, make_call in targets.items():
-            call, close = make_call(clients)
-            lat, failed, seconds = run_threads(clients, call, duration / rounds, warmup / rounds)
-            close()
+        for label, target in targets.items():
+            lat, failed, seconds = target.measure(clients, duration / rounds, warmup / rounds)
             old = totals[label]
             totals[label] = (old[0] + lat, old[1] + failed, old[2] + seconds)
     return totals
@@ -261,8 +287,8 @@ def alternate_blocks(targets: dict, clients: int, duration: float, warmup: float
 def interleave_calls(targets: dict, duration: float, warmup: float
                      ) -> dict[str, tuple[list[float], int, float]]:
     """One client calling each target in turn, call by call: paired latencies under the same
-    load, which is what the gRPC-overhead-over-in-process figure needs."""
-    calls = {label: make_call(1) for label, make_call in targets.items()}
+    load, each server idle while the others are called."""
+    calls = {label: target.caller() for label, target in targets.items()}
     latencies: dict[str, list[float]] = {label: [] for label in targets}
     failures = dict.fromkeys(targets, 0)
     end_warmup = time.perf_counter() + warmup
@@ -287,8 +313,42 @@ def interleave_calls(targets: dict, duration: float, warmup: float
     return {label: (latencies[label], failures[label], share) for label in targets}
 
 
+class InProcessTarget:
+    """The floor: the SavedModel's session called from this process's threads."""
+
+    def __init__(self, run_once):
+        self.run_once = run_once
+
+    def caller(self):
+        return (lambda _index: self.run_once()), (lambda: None)
+
+    def measure(self, clients: int, seconds: float, warmup: float):
+        return run_threads(clients, lambda _index: self.run_once(), seconds, warmup)
+
+
+class ServerTarget:
+    """A model server called with pre-serialized Predict requests, one thread and one channel
+    per client. (An asyncio load generator was measured too: the same client CPU per request,
+    about 0.3-0.4 ms, and the same throughput, so the simpler threads stay.)"""
+
+    def __init__(self, address: str, payload: bytes):
+        self.address = address
+        self.payload = payload
+
+    def caller(self):
+        load = GrpcClients(self.address, 1, self.payload)
+        return load, load.close
+
+    def measure(self, clients: int, seconds: float, warmup: float):
+        load = GrpcClients(self.address, clients, self.payload)
+        try:
+            return run_threads(clients, load, seconds, warmup)
+        finally:
+            load.close()
+
+
 class GrpcClients:
-    """One channel per client, raw Predict with a pre-serialized request."""
+    """One channel per client thread, raw Predict with a pre-serialized request."""
 
     def __init__(self, address: str, clients: int, payload: bytes):
         self.channels = [grpc.insecure_channel(address) for _ in range(clients)]
@@ -353,28 +413,68 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=0.7, help="seconds before measuring")
+    parser.add_argument("--intra-op", type=int, default=0,
+                        help="TensorFlow intra-op threads of every target (the servers' "
+                             "--tensorflow_intra_op_parallelism; 0: one per core)")
+    parser.add_argument("--inter-op", type=int, default=0,
+                        help="TensorFlow inter-op threads of every target (0: one per core; "
+                             "-1: run each graph in the calling thread)")
+    parser.add_argument("--models", default=",".join(MODEL_SHAPES),
+                        help=f"comma-separated ranker sizes out of {', '.join(MODEL_SHAPES)}")
     parser.add_argument("--json", default="", help="also write all numbers to this file")
     parser.add_argument("--workdir", default="", help="keep models and logs here")
-    parser.add_argument("--build-only", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--build-only", nargs=2, metavar=("SHAPE", "DIR"), default=None,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_only:
-        build_tiny_bert_ranker(Path(args.build_only))
+        build_bert_ranker(Path(args.build_only[1]), MODEL_SHAPES[args.build_only[0]])
         return 0
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODEL_SHAPES]
+    if unknown or not models:
+        parser.error(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from "
+                     f"{', '.join(MODEL_SHAPES)}")
 
+    import tensorflow as tf
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="serving_bench_"))
+    print(f"workdir {workdir}; {os.cpu_count()} CPUs; TensorFlow {tf.__version__}; "
+          f"TensorFlow threads intra-op {args.intra_op}, inter-op {args.inter_op}; "
+          f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    everything = {}
+    for model in models:
+        print(f"\n### ranker '{model}': {MODEL_SHAPES[model]}", flush=True)
+        results, swap_failures = bench_model(model, workdir / model, args)
+        everything[model] = (results, swap_failures)
+    for model, (results, swap_failures) in everything.items():
+        report(model, results, swap_failures)
+    print(f"\nload average at end {os.getloadavg()[0]:.2f} (other processes share these CPUs; "
+          "compare columns of one run, not numbers across runs)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            model: {"shape": asdict(MODEL_SHAPES[model]),
+                    "results": {k: dict(asdict(v), throughput=v.throughput)
+                                for k, v in results.items()},
+                    "swap_failures": swap_failures}
+            for model, (results, swap_failures) in everything.items()}, indent=1))
+    return 0
+
+
+def bench_model(model: str, workdir: Path, args: argparse.Namespace
+                ) -> tuple[dict[str, Stats], dict[str, int]]:
+    """Every measurement for one ranker size: in-process floor and both servers."""
     import tensorflow as tf
 
     from serving import client
     from serving.servable import LoadOptions, Servable
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="serving_bench_"))
     base = workdir / "ranker"
     if base.exists():
         shutil.rmtree(base)
-    print(f"workdir {workdir}; {os.cpu_count()} CPUs; TensorFlow {tf.__version__}; "
-          f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
     # Built in a child process: this process then holds nothing but the in-process floor's
     # session, like the server process does.
-    subprocess.run([sys.executable, __file__, "--build-only", str(base / "1")], check=True)
+    subprocess.run([sys.executable, __file__, "--build-only", model, str(base / "1")],
+                   check=True)
 
     query = "lightweight running shoes"
     ranking = make_candidates(50, seed=1)
@@ -387,7 +487,8 @@ def main() -> int:
     results: dict[str, Stats] = {}
 
     # The floor: the same SavedModel, same session API, called in-process with numpy arrays.
-    servable = Servable.load("ranker", 1, str(base / "1"), LoadOptions(enable_warmup=False))
+    servable = Servable.load("ranker", 1, str(base / "1"), LoadOptions(
+        enable_warmup=False, intra_op_threads=args.intra_op, inter_op_threads=args.inter_op))
     signature = servable.signature("serving_default")
     expected = servable.predict(requests["rank50"]).outputs["score"]
 
@@ -399,7 +500,9 @@ def main() -> int:
         bases[key] = workdir / key / "ranker"
         shutil.rmtree(bases[key].parent, ignore_errors=True)
         shutil.copytree(base / "1", bases[key] / "1")
-    common = ["--model_name=ranker", "--file_system_poll_wait_seconds=1"]
+    common = ["--model_name=ranker", "--file_system_poll_wait_seconds=1",
+              f"--tensorflow_intra_op_parallelism={args.intra_op}",
+              f"--tensorflow_inter_op_parallelism={args.inter_op}"]
     servers = {
         "grpc_off": Server([*common, f"--model_base_path={bases['grpc_off']}"],
                            workdir / "server_batching_off.log"),
@@ -417,25 +520,23 @@ def main() -> int:
             fetches = (signature.outputs["score"].name,)
             arrays = [tf.make_ndarray(request.inputs[a]) for a in aliases]
 
-            def local(_clients, f=feeds, o=fetches, a=arrays):
-                return (lambda _i: servable.run_direct(f, o, a)), (lambda: None)
+            def run_once(f=feeds, o=fetches, a=arrays):
+                return servable.run_direct(f, o, a)
 
-            def remote(address, payload=payloads[name]):
-                def make(count):
-                    load = GrpcClients(address, count, payload)
-                    return load, load.close
-                return make
-
-            targets = {"inprocess": local,
-                       **{key: remote(server.address) for key, server in servers.items()}}
-            for clients in CLIENT_COUNTS:
-                if clients == 1:
+            targets = {"inprocess": InProcessTarget(run_once),
+                       **{key: ServerTarget(server.address, payloads[name])
+                          for key, server in servers.items()}}
+            runs = [(clients, str(clients)) for clients in CLIENT_COUNTS]
+            runs.insert(1, (1, IDLE))
+            for clients, column in runs:
+                if column == IDLE:
                     samples = interleave_calls(targets, args.duration, args.warmup)
                 else:
                     samples = alternate_blocks(targets, clients, args.duration, args.warmup)
                 for key, (lat, failed, seconds) in samples.items():
-                    stats = _summarize(f"{TITLES[key]} {name}", clients, lat, failed, seconds)
-                    results[f"{key}/{name}/{clients}"] = stats
+                    label = f"{TITLES[key]} {name}" + (" (idle)" if column == IDLE else "")
+                    stats = _summarize(label, clients, lat, failed, seconds)
+                    results[f"{key}/{name}/{column}"] = stats
                     print_stats(stats)
         for key, server in servers.items():
             swap_failures[key[5:]] = swap_test(server, bases[key], payloads["pair"])
@@ -443,16 +544,7 @@ def main() -> int:
         for server in servers.values():
             server.stop()
     servable.close()
-
-    report(results, swap_failures)
-    print(f"load average at end {os.getloadavg()[0]:.2f} (other processes share these CPUs; "
-          "compare columns of one run, not numbers across runs)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"results": {k: dict(asdict(v), throughput=v.throughput)
-                         for k, v in results.items()},
-             "swap_failures": swap_failures}, indent=1))
-    return 0
+    return results, swap_failures
 
 
 def check_server(server: Server, request, expected) -> None:
@@ -507,25 +599,29 @@ def print_stats(stats: Stats) -> None:
           f"({stats.requests} ok, {stats.failures} failed)", flush=True)
 
 
-def report(results: dict[str, Stats], swap_failures: dict[str, int]) -> None:
-    print("\n== results (p50 / p99 ms, requests/s) ==")
+def report(model: str, results: dict[str, Stats], swap_failures: dict[str, int]) -> None:
+    print(f"\n== ranker '{model}' {MODEL_SHAPES[model]}: p50 / p99 ms, requests/s ==")
     header = f"{'request':<8} {'clients':>7} | {'in-process':>26} | {'gRPC, batching off':>26} |" \
              f" {'gRPC, batching on':>26}"
     print(header)
     for name in ("rank50", "pair"):
-        for clients in CLIENT_COUNTS:
+        for column in ("1", IDLE, *(str(c) for c in CLIENT_COUNTS[1:])):
             cells = []
             for prefix in ("inprocess", "grpc_off", "grpc_on"):
-                s = results[f"{prefix}/{name}/{clients}"]
+                s = results[f"{prefix}/{name}/{column}"]
                 cells.append(f"{s.p50_ms:7.2f} / {s.p99_ms:7.2f} {s.throughput:7.0f}/s")
-            print(f"{name:<8} {clients:>7} | " + " | ".join(f"{c:>26}" for c in cells))
+            print(f"{name:<8} {column:>7} | " + " | ".join(f"{c:>26}" for c in cells))
+    print(f"({IDLE}: one client calling the three targets in turn, call by call, so each server "
+          "has been idle between its calls)")
 
-    print("\n== goals ==")
+    print(f"\n== goals, ranker '{model}' ==")
     for name in ("rank50", "pair"):
         overhead = results[f"grpc_off/{name}/1"].p50_ms - results[f"inprocess/{name}/1"].p50_ms
+        idle = results[f"grpc_off/{name}/{IDLE}"].p50_ms - \
+            results[f"inprocess/{name}/{IDLE}"].p50_ms
         verdict = "met" if overhead <= 1.0 else "NOT met"
         print(f"gRPC overhead over in-process at p50, {name}, 1 client: {overhead:.3f} ms "
-              f"(goal <= 1 ms: {verdict})")
+              f"(goal <= 1 ms: {verdict}); calls to an idle server: {idle:.3f} ms")
     for name in ("pair", "rank50"):
         on = results[f"grpc_on/{name}/32"].throughput
         off = results[f"grpc_off/{name}/32"].throughput
