@@ -57,7 +57,7 @@ def _tune_garbage_collector() -> None:
     Every request allocates protobuf, gRPC and numpy objects, so the collector runs often, and
     each full collection walks the few hundred thousand objects TensorFlow creates at import.
     Freezing those (they live as long as the process) and collecting the young generation less
-    often cut the server's CPU per request measurably (benchmarks/serving_bench.py); garbage
+    often cut the server's CPU per request measurably (docs/serving-performance.md); garbage
     is still collected, only in larger steps.
     """
     gc.collect()

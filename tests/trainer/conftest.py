@@ -1,7 +1,7 @@
 """One default-architecture export shared by tests/trainer/test_export.py and test_serving_ops.py.
 
 Both only read it (its signatures, warmup records, weights, op types), and each export of the
-default ranker costs ~15 s of tf.saved_model.save, so it is built once per session.
+default ranker costs ~10 s of tf.saved_model.save, so it is built once per session.
 """
 from __future__ import annotations
 
