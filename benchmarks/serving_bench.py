@@ -313,6 +313,16 @@ def interleave_calls(targets: dict, duration: float, warmup: float
     return {label: (latencies[label], failures[label], share) for label in targets}
 
 
+def session_call(signature, request) -> tuple[tuple, tuple, list]:
+    """(feed names, fetch names, arrays) that run a Predict request's scores straight through
+    the session (Servable.run_direct): the in-process floor, with no protos on the way."""
+    import tensorflow as tf
+
+    aliases = sorted(request.inputs)
+    return (tuple(signature.inputs[a].name for a in aliases), (signature.outputs["score"].name,),
+            [tf.make_ndarray(request.inputs[a]) for a in aliases])
+
+
 class InProcessTarget:
     """The floor: the SavedModel's session called from this process's threads."""
 
@@ -463,7 +473,6 @@ def main() -> int:
 def bench_model(model: str, workdir: Path, args: argparse.Namespace
                 ) -> tuple[dict[str, Stats], dict[str, int]]:
     """Every measurement for one ranker size: in-process floor and both servers."""
-    import tensorflow as tf
 
     from serving import client
     from serving.servable import LoadOptions, Servable
@@ -515,13 +524,8 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
         for server in servers.values():
             check_server(server, requests["rank50"], expected)
         for name, request in requests.items():
-            aliases = sorted(request.inputs)
-            feeds = tuple(signature.inputs[a].name for a in aliases)
-            fetches = (signature.outputs["score"].name,)
-            arrays = [tf.make_ndarray(request.inputs[a]) for a in aliases]
-
-            def run_once(f=feeds, o=fetches, a=arrays):
-                return servable.run_direct(f, o, a)
+            def run_once(call=session_call(signature, request)):
+                return servable.run_direct(*call)
 
             targets = {"inprocess": InProcessTarget(run_once),
                        **{key: ServerTarget(server.address, payloads[name])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,6 @@ SETTINGS = [(0, 0, False), (0, 0, True), (0, -1, True), (1, -1, True), (2, -1, T
 def measure(model_dir: str, intra: int, inter: int, no_spin: bool, seconds: float) -> dict:
     """Runs in a child process: one setting, every figure."""
     import serving_bench as bench
-    import tensorflow as tf
 
     from serving import client
     from serving.servable import LoadOptions, Servable
@@ -48,9 +48,7 @@ def measure(model_dir: str, intra: int, inter: int, no_spin: bool, seconds: floa
     def feed(count: int):
         request = client.build_predict_request("lightweight running shoes",
                                                bench.make_candidates(count, seed=2), "ranker")
-        aliases = sorted(request.inputs)
-        return (tuple(signature.inputs[a].name for a in aliases), (signature.outputs["score"].name,),
-                [tf.make_ndarray(request.inputs[a]) for a in aliases])
+        return bench.session_call(signature, request)
 
     def p50_ms(args, calls: int) -> float:
         for _ in range(10):
@@ -101,7 +99,14 @@ def main() -> int:
 
     if args.model not in bench.MODEL_SHAPES:
         parser.error(f"--model must be one of {', '.join(bench.MODEL_SHAPES)}")
-    model_dir = Path(tempfile.mkdtemp(prefix="serving_threads_")) / "ranker" / "1"
+    workdir = tempfile.mkdtemp(prefix="serving_threads_")
+    try:
+        return _table(args, bench, Path(workdir) / "ranker" / "1")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _table(args: argparse.Namespace, bench, model_dir: Path) -> int:
     subprocess.run([sys.executable, bench.__file__, "--build-only", args.model, str(model_dir)],
                    check=True)
     print(f"ranker '{args.model}', {os.cpu_count()} CPUs, load average "
