@@ -5,6 +5,8 @@ What it measures, in one run (numbers are printed, nothing is asserted):
   * at 1, 8 and 32 concurrent gRPC clients,
   * against the server with batching off and with batching on,
   * next to the same SavedModel called in-process (the floor: same session, no gRPC, no protos),
+  * and, at one client, next to a Python gRPC server doing no work (benchmarks/grpc_floor.py,
+    holding each call for the in-process time): the share of the overhead that is transport,
   * and a swap test: three new versions dropped into the base path under load, counting failures,
   * for two ranker sizes (--models): trainer/'s default (what `make demo` serves) and bert-mini.
 
@@ -56,7 +58,7 @@ import numpy as np  # noqa: E402
 
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 TITLES = {"inprocess": "in-process", "grpc_off": "gRPC batching off",
-          "grpc_on": "gRPC batching on"}
+          "grpc_on": "gRPC batching on", "floor": "gRPC floor (no work)"}
 CLIENT_COUNTS = (1, 8, 32)
 IDLE = "1 idle"
 # Batches form from queueing alone (no timeout): a lone request is never held back, and under
@@ -357,6 +359,55 @@ class ServerTarget:
             load.close()
 
 
+class FloorTarget:
+    """benchmarks/grpc_floor.py holding each call for the in-process p50: what a Python gRPC
+    server costs around a call of that length before doing any work. Measured at one client
+    only; its latencies are the client's round trip minus the handler's own hold."""
+
+    def __init__(self, hold_ms: float, payload: bytes):
+        self.hold_ms = hold_ms
+        self.payload = payload
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("grpc_floor.py")),
+             f"--hold-ms={hold_ms}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            self.close()
+            raise RuntimeError(f"grpc_floor.py did not start: {line}")
+        self.address = f"127.0.0.1:{int(line.split()[1])}"
+
+    def measure(self, clients: int, seconds: float, warmup: float):
+        if clients != 1:
+            raise ValueError("the floor is measured with one client")
+        with grpc.insecure_channel(self.address) as channel:
+            call = channel.unary_unary(PREDICT_METHOD)
+            end_warmup = time.perf_counter() + warmup
+            while time.perf_counter() < end_warmup:
+                call(self.payload, timeout=60)
+            latencies: list[float] = []
+            begin = time.perf_counter()
+            while time.perf_counter() - begin < seconds:
+                start = time.perf_counter()
+                held = float(call(self.payload, timeout=60))
+                latencies.append(time.perf_counter() - start - held)
+            return latencies, 0, time.perf_counter() - begin
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def median_seconds(run_once, calls: int = 60, warmup: int = 10) -> float:
+    for _ in range(warmup):
+        run_once()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        run_once()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 class GrpcClients:
     """One channel per client thread, raw Predict with a pre-serialized request."""
 
@@ -449,7 +500,8 @@ def main() -> int:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="serving_bench_"))
     print(f"workdir {workdir}; {os.cpu_count()} CPUs; TensorFlow {tf.__version__}; "
-          f"TensorFlow threads intra-op {args.intra_op}, inter-op {args.inter_op}; "
+          f"TensorFlow threads intra-op {args.intra_op}, inter-op {args.inter_op}; oneDNN "
+          f"{'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'on'}; "
           f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
     everything = {}
     for model in models:
@@ -532,16 +584,25 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
                           for key, server in servers.items()}}
             runs = [(clients, str(clients)) for clients in CLIENT_COUNTS]
             runs.insert(1, (1, IDLE))
-            for clients, column in runs:
-                if column == IDLE:
-                    samples = interleave_calls(targets, args.duration, args.warmup)
-                else:
-                    samples = alternate_blocks(targets, clients, args.duration, args.warmup)
-                for key, (lat, failed, seconds) in samples.items():
-                    label = f"{TITLES[key]} {name}" + (" (idle)" if column == IDLE else "")
-                    stats = _summarize(label, clients, lat, failed, seconds)
-                    results[f"{key}/{name}/{column}"] = stats
-                    print_stats(stats)
+            floor = FloorTarget(median_seconds(run_once) * 1000.0, payloads[name])
+            try:
+                for clients, column in runs:
+                    if column == IDLE:
+                        samples = interleave_calls(targets, args.duration, args.warmup)
+                    elif clients == 1:
+                        samples = alternate_blocks({**targets, "floor": floor}, clients,
+                                                   args.duration, args.warmup)
+                    else:
+                        samples = alternate_blocks(targets, clients, args.duration, args.warmup)
+                    for key, (lat, failed, seconds) in samples.items():
+                        label = f"{TITLES[key]} {name}" + (" (idle)" if column == IDLE else "")
+                        stats = _summarize(label, clients, lat, failed, seconds)
+                        results[f"{key}/{name}/{column}"] = stats
+                        print_stats(stats)
+            finally:
+                floor.close()
+            results[f"floor/{name}/hold"] = Stats(f"floor hold {name}", 1, 0, 0, 0.0,
+                                                  floor.hold_ms, floor.hold_ms)
         for key, server in servers.items():
             swap_failures[key[5:]] = swap_test(server, bases[key], payloads["pair"])
     finally:
@@ -624,8 +685,13 @@ def report(model: str, results: dict[str, Stats], swap_failures: dict[str, int])
         idle = results[f"grpc_off/{name}/{IDLE}"].p50_ms - \
             results[f"inprocess/{name}/{IDLE}"].p50_ms
         verdict = "met" if overhead <= 1.0 else "NOT met"
+        floor = results[f"floor/{name}/1"].p50_ms
+        hold = results[f"floor/{name}/hold"].p50_ms
         print(f"gRPC overhead over in-process at p50, {name}, 1 client: {overhead:.3f} ms "
               f"(goal <= 1 ms: {verdict}); calls to an idle server: {idle:.3f} ms")
+        print(f"  of which the transport floor: {floor:.3f} ms (a Python gRPC server doing no "
+              f"work, holding each call {hold:.2f} ms), the server's own: "
+              f"{overhead - floor:.3f} ms")
     for name in ("pair", "rank50"):
         on = results[f"grpc_on/{name}/32"].throughput
         off = results[f"grpc_off/{name}/32"].throughput
