@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -30,6 +31,9 @@ BAD_ROWS_FILE = "bad_rows.jsonl"
 CLEANED_DIR = "cleaned"
 # How many bad rows a rejection message lists; the quarantine file holds all of them.
 SHOWN_ROWS = 10
+# Spans are streamed in chunks of this size, and the cleaned copy written this many lines at a time.
+READ_CHUNK_BYTES = 8 << 20
+WRITE_BATCH_LINES = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +53,18 @@ class SpanCheck:
     folder: str
     files: list[str]
     good_rows: int
-    bad_rows: list[BadRow]
-    # file name -> its good lines (header first), kept only while building a cleaned copy
-    good_lines: dict[str, list[bytes]] = dataclasses.field(default_factory=dict, repr=False)
+    bad_count: int
+    # The first SHOWN_ROWS bad rows, for messages; all of them go to the bad-rows file as they are found.
+    first_bad: list[BadRow]
+    bad_rows_path: str = ""  # "" when no bad row was found or none was asked to be written
 
     @property
     def total_rows(self) -> int:
-        return self.good_rows + len(self.bad_rows)
+        return self.good_rows + self.bad_count
 
     @property
     def bad_share(self) -> float:
-        return len(self.bad_rows) / self.total_rows if self.total_rows else 0.0
+        return self.bad_count / self.total_rows if self.total_rows else 0.0
 
 
 def check_line(raw: bytes, expected_fields: int) -> str | None:
@@ -80,33 +85,77 @@ def check_line(raw: bytes, expected_fields: int) -> str | None:
     return None
 
 
-def scan_span(folder: str, span: str, pattern: str = "*.csv") -> SpanCheck:
-    """Checks every line of every CSV file in a span folder (the header counts as no row)."""
-    files = sorted(tf.io.gfile.glob(os.path.join(folder, pattern)))
+def read_lines(path: str, chunk_bytes: int | None = None) -> Iterator[bytes]:
+    """The file's physical lines, ending "\n" as Beam's ReadFromText splits them (the last may lack
+    it), read in chunks: a day of logs can be larger than the machine's memory."""
+    size = chunk_bytes or READ_CHUNK_BYTES
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        rest = b""
+        while True:
+            chunk = handle.read(size)
+            if not chunk:
+                break
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+        if rest:
+            yield rest
+
+
+def _classified(path: str) -> Iterator[tuple[int, bytes, str | None]]:
+    """(1-based line number, raw line, reason or None) for every line after the header; a file whose
+    header is unreadable has every line, header included, marked bad."""
+    lines = read_lines(path)
+    header = next(lines, None)
+    if header is None:
+        return
+    header_fields = _header_fields(header)
+    if header_fields is None:
+        reason = "the file's header line is unreadable (bad UTF-8 or quoting)"
+        yield 1, header, reason
+        for number, raw in enumerate(lines, start=2):
+            yield number, raw, reason
+        return
+    for number, raw in enumerate(lines, start=2):
+        yield number, raw, check_line(raw, header_fields)
+
+
+def _span_files(folder: str, pattern: str) -> list[str]:
+    return sorted(tf.io.gfile.glob(os.path.join(folder, pattern)))
+
+
+def scan_span(folder: str, span: str, pattern: str = "*.csv", bad_rows_dir: str = "") -> SpanCheck:
+    """Checks every line of every CSV file in a span folder (the header counts as no row).
+
+    Streams: memory stays flat however large the span. Every bad row is appended to
+    `<bad_rows_dir>/bad_rows.jsonl` as it is found (the file is created on the first one), so a
+    span that is bad throughout costs disk, not memory.
+    """
+    files = _span_files(folder, pattern)
     check = SpanCheck(span=span, folder=folder, files=[os.path.basename(f) for f in files],
-                      good_rows=0, bad_rows=[])
-    for path in files:
-        name = os.path.basename(path)
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            lines = handle.read().splitlines(keepends=True)
-        if not lines:
-            continue
-        header = lines[0]
-        header_fields = _header_fields(header)
-        if header_fields is None:
-            # Without a header no line of this file can be read: every line is quarantined.
-            check.bad_rows += [BadRow(name, i + 1, "the file's header line is unreadable (bad UTF-8 or quoting)",
-                                      raw) for i, raw in enumerate(lines)]
-            continue
-        good = [header]
-        for number, raw in enumerate(lines[1:], start=2):
-            reason = check_line(raw, header_fields)
-            if reason is None:
-                good.append(raw if raw.endswith(b"\n") else raw + b"\n")
-                check.good_rows += 1
-            else:
-                check.bad_rows.append(BadRow(name, number, reason, raw))
-        check.good_lines[name] = good
+                      good_rows=0, bad_count=0, first_bad=[])
+    writer = None
+    try:
+        for path in files:
+            name = os.path.basename(path)
+            for number, raw, reason in _classified(path):
+                if reason is None:
+                    check.good_rows += 1
+                    continue
+                row = BadRow(name, number, reason, raw)
+                check.bad_count += 1
+                if len(check.first_bad) < SHOWN_ROWS:
+                    check.first_bad.append(row)
+                if bad_rows_dir:
+                    if writer is None:
+                        tf.io.gfile.makedirs(bad_rows_dir)
+                        check.bad_rows_path = os.path.join(bad_rows_dir, BAD_ROWS_FILE)
+                        writer = tf.io.gfile.GFile(check.bad_rows_path, "w")
+                    writer.write(_bad_row_json(check, row) + "\n")
+    finally:
+        if writer is not None:
+            writer.close()
     return check
 
 
@@ -117,43 +166,50 @@ def _header_fields(header: bytes) -> int | None:
         return None
 
 
-def write_bad_rows(check: SpanCheck, quarantine_dir: str) -> str:
-    """Writes `<quarantine_dir>/bad_rows.jsonl` (one JSON object per bad line); returns its path."""
-    tf.io.gfile.makedirs(quarantine_dir)
-    path = os.path.join(quarantine_dir, BAD_ROWS_FILE)
-    with tf.io.gfile.GFile(path, "w") as handle:
-        for row in check.bad_rows:
-            handle.write(json.dumps({
-                "span": check.span, "file": row.file, "source": os.path.join(check.folder, row.file),
-                "line": row.line, "reason": row.reason,
-                "text": row.raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n"),
-                "raw_base64": base64.b64encode(row.raw).decode("ascii"),
-            }, ensure_ascii=False) + "\n")
-    return path
+def _bad_row_json(check: SpanCheck, row: BadRow) -> str:
+    return json.dumps({
+        "span": check.span, "file": row.file, "source": os.path.join(check.folder, row.file),
+        "line": row.line, "reason": row.reason,
+        "text": row.raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n"),
+        "raw_base64": base64.b64encode(row.raw).decode("ascii"),
+    }, ensure_ascii=False)
 
 
-def write_cleaned(check: SpanCheck, cleaned_root: str) -> str:
-    """Writes the good lines as `<cleaned_root>/<span>/<file>`; returns `cleaned_root` (ExampleGen's base)."""
+def write_cleaned(check: SpanCheck, cleaned_root: str, pattern: str = "*.csv") -> str:
+    """Writes every file's header and good lines as `<cleaned_root>/<span>/<file>`, streaming a second
+    pass over the span; returns `cleaned_root` (ExampleGen's base). A file whose header is
+    unreadable was quarantined whole and gets no copy."""
     folder = os.path.join(cleaned_root, check.span)
     if tf.io.gfile.exists(folder):
         tf.io.gfile.rmtree(folder)
     tf.io.gfile.makedirs(folder)
-    for name, lines in check.good_lines.items():
-        with tf.io.gfile.GFile(os.path.join(folder, name), "wb") as handle:
-            handle.write(b"".join(lines))
+    for path in _span_files(check.folder, pattern):
+        header = next(read_lines(path), None)
+        if header is None or _header_fields(header) is None:
+            continue
+        with tf.io.gfile.GFile(os.path.join(folder, os.path.basename(path)), "wb") as handle:
+            buffer = [header if header.endswith(b"\n") else header + b"\n"]
+            for _, raw, reason in _classified(path):
+                if reason is not None:
+                    continue
+                buffer.append(raw if raw.endswith(b"\n") else raw + b"\n")
+                if len(buffer) >= WRITE_BATCH_LINES:
+                    handle.write(b"".join(buffer))
+                    buffer.clear()
+            handle.write(b"".join(buffer))
     return cleaned_root
 
 
 def rejection_problems(check: SpanCheck, max_share: float, bad_rows_path: str) -> list[str]:
     """The lines a rejected span's record and the CLI show: the verdict with its fix, then examples."""
     summary = (
-        f"span {check.span}: {len(check.bad_rows)} of {check.total_rows} rows ({check.bad_share:.2%}) are "
+        f"span {check.span}: {check.bad_count} of {check.total_rows} rows ({check.bad_share:.2%}) are "
         f"malformed, more than --max-bad-row-share {max_share:.2%}; all of them are listed in {bad_rows_path}. "
         f"Fix those lines in the landing files under {check.folder} (or re-export the span), or raise "
         f"--max-bad-row-share if they may be dropped, and rerun"
     )
-    shown = [row.describe(check.span) for row in check.bad_rows[:SHOWN_ROWS]]
-    more = len(check.bad_rows) - len(shown)
+    shown = [row.describe(check.span) for row in check.first_bad]
+    more = check.bad_count - len(shown)
     return [summary, *shown, *([f"... and {more} more in {bad_rows_path}"] if more else [])]
 
 
@@ -172,17 +228,16 @@ def gate_span(data_root: str, span: str, home: str, max_share: float) -> tuple[s
     Raises SpanMalformed when the bad share is over `max_share`. With no bad rows ExampleGen reads
     the landing folder itself, so a clean span costs one read and no copy.
     """
-    check = scan_span(os.path.join(data_root, span), span)
     quarantine_dir = os.path.join(home, "quarantine", span)
     if tf.io.gfile.exists(quarantine_dir):
         tf.io.gfile.rmtree(quarantine_dir)  # a rerun after a fix must not show stale rows
+    check = scan_span(os.path.join(data_root, span), span, bad_rows_dir=quarantine_dir)
     if check.total_rows == 0:
         files = ", ".join(check.files) or "no *.csv file"
         raise SpanMalformed([f"span {span}: empty, no data rows in {check.folder} ({files}); land the span's "
                              f"rows (write _SUCCESS last) and rerun"], quarantine_dir)
-    if not check.bad_rows:
+    if not check.bad_count:
         return data_root, 0
-    path = write_bad_rows(check, quarantine_dir)
     if check.bad_share > max_share:
-        raise SpanMalformed(rejection_problems(check, max_share, path), quarantine_dir)
-    return write_cleaned(check, os.path.join(home, "quarantine", CLEANED_DIR)), len(check.bad_rows)
+        raise SpanMalformed(rejection_problems(check, max_share, check.bad_rows_path), quarantine_dir)
+    return write_cleaned(check, os.path.join(home, "quarantine", CLEANED_DIR)), check.bad_count

@@ -5,6 +5,7 @@ import base64
 import csv
 import io
 import json
+import tracemalloc
 
 import pytest
 
@@ -103,3 +104,38 @@ def test_an_empty_span_is_rejected_before_example_gen(tmp_path, files):
         quarantine.gate_span(str(data), "2026-11-01", str(tmp_path / "home"), 0.001)
     assert caught.value.problems[0].startswith("span 2026-11-01: empty, no data rows in ")
     assert "rerun" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_lines_are_read_in_chunks_split_on_newline_as_beam_does(tmp_path, chunk):
+    content = b'h,a\r\nr1,"x, y"\n\nr2,\xe8\xb7\x91\nr3,lone\rcr\nlast,no-newline'
+    path = tmp_path / "part.csv"
+    path.write_bytes(content)
+    lines = list(quarantine.read_lines(str(path), chunk))
+    assert b"".join(lines) == content  # nothing lost or added
+    assert lines == [b"h,a\r\n", b'r1,"x, y"\n', b"\n", b"r2,\xe8\xb7\x91\n", b"r3,lone\rcr\n",
+                     b"last,no-newline"]
+
+
+def test_a_span_is_streamed_not_read_whole(tmp_path, monkeypatch):
+    """A day of logs can outgrow memory: scanning and cleaning must hold a chunk, not the span."""
+    monkeypatch.setattr(quarantine, "READ_CHUNK_BYTES", 64 << 10)
+    monkeypatch.setattr(quarantine, "WRITE_BATCH_LINES", 200)
+    rows = [b"r%d,query number %d,%d.5,0\n" % (i, i, i) for i in range(120_000)]
+    rows[5_000] = b"r,broken\n"
+    rows[90_000] = b'r,"unclosed,1,0\n'
+    data = _span(tmp_path, {"part-0.csv": HEADER + b"".join(rows)})
+    size = (data / "2026-11-01" / "part-0.csv").stat().st_size
+    home = tmp_path / "home"
+    tracemalloc.start()
+    try:
+        ingest, count = quarantine.gate_span(str(data), "2026-11-01", str(home), max_share=0.001)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 2
+    assert size > 4_000_000 and peak < size / 8, (size, peak)
+    cleaned = (home / "quarantine" / "cleaned" / "2026-11-01" / "part-0.csv").read_bytes()
+    assert cleaned == HEADER + b"".join(r for i, r in enumerate(rows) if i not in (5_000, 90_000))
+    bad = [json.loads(line) for line in (home / "quarantine" / "2026-11-01" / "bad_rows.jsonl").read_text().splitlines()]
+    assert [row["line"] for row in bad] == [5_002, 90_002]

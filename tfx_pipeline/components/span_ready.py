@@ -53,14 +53,16 @@ def refuse_malformed_rows(folder: str, quarantine_root: str) -> None:
     stops the run before ingestion; the rows are listed under `<quarantine_root>/<span>/` too.
     """
     day = os.path.basename(folder.rstrip("/"))
-    check = quarantine.scan_span(folder, day)
+    target = os.path.join(quarantine_root, day) if quarantine_root else ""
+    if target and tf.io.gfile.exists(target):
+        tf.io.gfile.rmtree(target)  # a resubmission after a fix must not show stale rows
+    check = quarantine.scan_span(folder, day, bad_rows_dir=target)
     if check.total_rows == 0:
         raise quarantine.SpanMalformed([f"span {day}: empty, no data rows in {folder}; land its rows and resubmit"],
                                        "")
-    if not check.bad_rows:
+    if not check.bad_count:
         return
-    target = os.path.join(quarantine_root, day) if quarantine_root else ""
-    path = quarantine.write_bad_rows(check, target) if target else "(no quarantine directory configured)"
+    path = check.bad_rows_path or "(no quarantine directory configured)"
     problems = quarantine.rejection_problems(check, 0.0, path)
     problems[0] += (" (a compiled pipeline cannot leave rows out: fix them, or run this span with "
                     "`freshrank run`, which quarantines up to --max-bad-row-share)")
