@@ -26,13 +26,18 @@ are back-to-back calls; the "1 idle" row calls the three targets in turn, call b
 server has been idle for a few milliseconds before every call it gets. Compare the columns of
 one run, not numbers across runs.
 
+--client-cpus splits the machine: the load generator on the CPUs given, the servers, the
+transport floor and the in-process floor's TensorFlow on the others, as when clients run on other
+machines. (The "1 idle" row's in-process calls then run from the load generator's thread.)
+
 Usage: .venv/bin/python benchmarks/serving_bench.py [--duration 3] [--models default,bert-mini]
-       [--intra-op N --inter-op N] [--json results.json]
+       [--intra-op N --inter-op N] [--client-cpus 0-3] [--json results.json]
 docs/serving-performance.md records what it measured and what the numbers mean for tuning.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -234,16 +239,19 @@ def _summarize(label: str, clients: int, latencies: list[float], failures: int,
                  float(np.percentile(values, 50)), float(np.percentile(values, 99)))
 
 
-def run_threads(clients: int, call, seconds: float, warmup: float
-                ) -> tuple[list[float], int, float]:
-    """`clients` threads call `call(index)` back to back for `seconds` after `warmup`;
-    returns (latencies, failures, measured seconds)."""
+def run_threads(clients: int, call, seconds: float, warmup: float,
+                cpus: frozenset[int] | None = None) -> tuple[list[float], int, float]:
+    """`clients` threads call `call(index)` back to back for `seconds` after `warmup`, on `cpus`
+    when given (else wherever the calling thread may run); returns (latencies, failures,
+    measured seconds)."""
     stop = threading.Event()
     measuring = threading.Event()
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures = [0] * clients
 
     def worker(index: int) -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)  # this thread only (Linux)
         local = latencies[index]
         while not stop.is_set():
             start = time.perf_counter()
@@ -326,16 +334,18 @@ def session_call(signature, request) -> tuple[tuple, tuple, list]:
 
 
 class InProcessTarget:
-    """The floor: the SavedModel's session called from this process's threads."""
+    """The floor: the SavedModel's session called from this process's threads (on the servers'
+    CPUs when --client-cpus splits the machine)."""
 
-    def __init__(self, run_once):
+    def __init__(self, run_once, cpus: frozenset[int] | None = None):
         self.run_once = run_once
+        self.cpus = cpus
 
     def caller(self):
         return (lambda _index: self.run_once()), (lambda: None)
 
     def measure(self, clients: int, seconds: float, warmup: float):
-        return run_threads(clients, lambda _index: self.run_once(), seconds, warmup)
+        return run_threads(clients, lambda _index: self.run_once(), seconds, warmup, self.cpus)
 
 
 class ServerTarget:
@@ -364,12 +374,13 @@ class FloorTarget:
     server costs around a call of that length before doing any work. Measured at one client
     only; its latencies are the client's round trip minus the handler's own hold."""
 
-    def __init__(self, hold_ms: float, payload: bytes):
+    def __init__(self, hold_ms: float, payload: bytes, cpus: frozenset[int] | None = None):
         self.hold_ms = hold_ms
         self.payload = payload
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("grpc_floor.py")),
-             f"--hold-ms={hold_ms}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with on_cpus(cpus):
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("grpc_floor.py")),
+                 f"--hold-ms={hold_ms}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("PORT "):
             self.close()
@@ -433,14 +444,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def parse_cpus(text: str) -> frozenset[int]:
+    """'0-3,6' -> {0, 1, 2, 3, 6}"""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return frozenset(cpus)
+
+
+@contextlib.contextmanager
+def on_cpus(cpus: frozenset[int] | None):
+    """Runs the calling thread on `cpus` for the block: a process it starts inherits them, and
+    its TensorFlow sizes its thread pools to them as it would on a machine of that many cores.
+    (Popen's preexec_fn would do the same but is unsafe once threads exist.)"""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 class Server:
-    def __init__(self, flags: list[str], log_path: Path):
+    def __init__(self, flags: list[str], log_path: Path, cpus: frozenset[int] | None = None):
         self.log_path = log_path
         self.log = open(log_path, "wb")
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "serving.main", "--port=0", *flags],
-                                     cwd=REPO_ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        with on_cpus(cpus):
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "serving.main", "--port=0", *flags], cwd=REPO_ROOT,
+                env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.port = int(self.wait_for(r"Running gRPC ModelServer at \S+:(\d+)").group(1))
         self.address = f"127.0.0.1:{self.port}"
 
@@ -480,6 +517,10 @@ def main() -> int:
     parser.add_argument("--inter-op", type=int, default=0,
                         help="TensorFlow inter-op threads of every target (0: one per core; "
                              "-1: run each graph in the calling thread)")
+    parser.add_argument("--client-cpus", default="",
+                        help="CPUs for the load generator, e.g. 0-3; the servers and the "
+                             "in-process floor get the others, as if clients were on another "
+                             "machine (default: everything shares every CPU)")
     parser.add_argument("--models", default=",".join(MODEL_SHAPES),
                         help=f"comma-separated ranker sizes out of {', '.join(MODEL_SHAPES)}")
     parser.add_argument("--json", default="", help="also write all numbers to this file")
@@ -490,6 +531,21 @@ def main() -> int:
     if args.build_only:
         build_bert_ranker(Path(args.build_only[1]), MODEL_SHAPES[args.build_only[0]])
         return 0
+    allowed = frozenset(os.sched_getaffinity(0))
+    args.server_cpus = args.client_cpus_set = None
+    if args.client_cpus:
+        try:
+            args.client_cpus_set = parse_cpus(args.client_cpus)
+        except ValueError:
+            parser.error(f"--client-cpus {args.client_cpus!r}: give CPU numbers and ranges, "
+                         "e.g. 0-3,6")
+        args.server_cpus = allowed - args.client_cpus_set
+        if not args.client_cpus_set <= allowed or not args.server_cpus:
+            parser.error(f"--client-cpus {args.client_cpus}: this process may use CPUs "
+                         f"{sorted(allowed)}; the clients need some of them and the servers at "
+                         "least one other")
+        # The in-process floor's TensorFlow sizes its pools to the servers' CPUs, like theirs.
+        os.sched_setaffinity(0, args.server_cpus)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODEL_SHAPES]
     if unknown or not models:
@@ -503,6 +559,9 @@ def main() -> int:
           f"TensorFlow threads intra-op {args.intra_op}, inter-op {args.inter_op}; oneDNN "
           f"{'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'on'}; "
           f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    if args.client_cpus_set:
+        print(f"load generator on CPUs {sorted(args.client_cpus_set)}, servers and in-process "
+              f"floor on CPUs {sorted(args.server_cpus)}", flush=True)
     everything = {}
     for model in models:
         print(f"\n### ranker '{model}': {MODEL_SHAPES[model]}", flush=True)
@@ -548,6 +607,9 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
     results: dict[str, Stats] = {}
 
     # The floor: the same SavedModel, same session API, called in-process with numpy arrays.
+    # Loaded from a thread on the servers' CPUs: the session's thread pools inherit them.
+    if args.server_cpus:
+        os.sched_setaffinity(0, args.server_cpus)
     servable = Servable.load("ranker", 1, str(base / "1"), LoadOptions(
         enable_warmup=False, intra_op_threads=args.intra_op, inter_op_threads=args.inter_op))
     signature = servable.signature("serving_default")
@@ -566,11 +628,15 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
               f"--tensorflow_inter_op_parallelism={args.inter_op}"]
     servers = {
         "grpc_off": Server([*common, f"--model_base_path={bases['grpc_off']}"],
-                           workdir / "server_batching_off.log"),
+                           workdir / "server_batching_off.log", args.server_cpus),
         "grpc_on": Server([*common, f"--model_base_path={bases['grpc_on']}", "--enable_batching",
                            f"--batching_parameters_file={params}"],
-                          workdir / "server_batching_on.log"),
+                          workdir / "server_batching_on.log", args.server_cpus),
     }
+    if args.client_cpus_set:
+        # From here this thread is the load generator: its gRPC channels, their core threads and
+        # the client threads it starts all run on the clients' CPUs.
+        os.sched_setaffinity(0, args.client_cpus_set)
     swap_failures: dict[str, int] = {}
     try:
         for server in servers.values():
@@ -579,12 +645,13 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
             def run_once(call=session_call(signature, request)):
                 return servable.run_direct(*call)
 
-            targets = {"inprocess": InProcessTarget(run_once),
+            targets = {"inprocess": InProcessTarget(run_once, args.server_cpus),
                        **{key: ServerTarget(server.address, payloads[name])
                           for key, server in servers.items()}}
             runs = [(clients, str(clients)) for clients in CLIENT_COUNTS]
             runs.insert(1, (1, IDLE))
-            floor = FloorTarget(median_seconds(run_once) * 1000.0, payloads[name])
+            floor = FloorTarget(median_seconds(run_once) * 1000.0, payloads[name],
+                                args.server_cpus)
             try:
                 for clients, column in runs:
                     if column == IDLE:
