@@ -67,12 +67,13 @@ TITLES = {"inprocess": "in-process", "grpc_off": "gRPC batching off",
 CLIENT_COUNTS = (1, 8, 32)
 IDLE = "1 idle"
 # Batches form from queueing alone (no timeout): a lone request is never held back, and under
-# load every request that arrives while both batch threads are busy joins the next batch.
+# load every request that arrives while the batch threads are busy joins the next batch. One batch
+# thread per server CPU, as TF Serving's batching guide advises for CPUs.
 BATCHING_PARAMETERS = """
-max_batch_size { value: 128 }
-batch_timeout_micros { value: 0 }
-max_enqueued_batches { value: 1000 }
-num_batch_threads { value: 2 }
+max_batch_size {{ value: 128 }}
+batch_timeout_micros {{ value: 0 }}
+max_enqueued_batches {{ value: 1000 }}
+num_batch_threads {{ value: {threads} }}
 """
 
 
@@ -616,7 +617,8 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
     expected = servable.predict(requests["rank50"]).outputs["score"]
 
     params = workdir / "batching.txt"
-    params.write_text(BATCHING_PARAMETERS)
+    params.write_text(BATCHING_PARAMETERS.format(
+        threads=len(args.server_cpus or os.sched_getaffinity(0))))
     # Each server gets its own base path, so that each swap test moves only its own server.
     bases = {}
     for key in ("grpc_off", "grpc_on"):
