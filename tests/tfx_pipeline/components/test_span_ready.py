@@ -37,3 +37,13 @@ def test_one_bad_row_in_five_thousand_stops_a_compiled_run_naming_file_and_line(
 def test_empty_span_stops_a_compiled_run(tmp_path):
     with pytest.raises(quarantine.SpanMalformed, match="empty, no data rows"):
         refuse_malformed_rows(str(_folder(tmp_path, HEADER)), "")
+
+
+def test_a_resubmission_after_the_fix_clears_the_old_bad_rows(tmp_path):
+    folder = _folder(tmp_path, HEADER + b"r1,q,1.0,0\n" + b"r2,q,1.0\n")
+    with pytest.raises(quarantine.SpanMalformed):
+        refuse_malformed_rows(str(folder), str(tmp_path / "q"))
+    assert (tmp_path / "q" / "2026-11-02" / "bad_rows.jsonl").exists()
+    (folder / "part-00000.csv").write_bytes(HEADER + b"r1,q,1.0,0\n" + b"r2,q,1.0,1\n")
+    refuse_malformed_rows(str(folder), str(tmp_path / "q"))
+    assert not (tmp_path / "q" / "2026-11-02").exists()
