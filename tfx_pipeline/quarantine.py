@@ -103,14 +103,19 @@ def read_lines(path: str, chunk_bytes: int | None = None) -> Iterator[bytes]:
             yield rest
 
 
+def _open_csv(path: str) -> tuple[bytes | None, int | None, Iterator[bytes]]:
+    """(header line, its field count or None when unreadable, the lines after it)."""
+    lines = read_lines(path)
+    header = next(lines, None)
+    return header, (None if header is None else _header_fields(header)), lines
+
+
 def _classified(path: str) -> Iterator[tuple[int, bytes, str | None]]:
     """(1-based line number, raw line, reason or None) for every line after the header; a file whose
     header is unreadable has every line, header included, marked bad."""
-    lines = read_lines(path)
-    header = next(lines, None)
+    header, header_fields, lines = _open_csv(path)
     if header is None:
         return
-    header_fields = _header_fields(header)
     if header_fields is None:
         reason = "the file's header line is unreadable (bad UTF-8 or quoting)"
         yield 1, header, reason
@@ -159,6 +164,10 @@ def scan_span(folder: str, span: str, pattern: str = "*.csv", bad_rows_dir: str 
     return check
 
 
+def _terminated(line: bytes) -> bytes:
+    return line if line.endswith(b"\n") else line + b"\n"
+
+
 def _header_fields(header: bytes) -> int | None:
     try:
         return len(next(csv.reader([header.decode("utf-8").rstrip("\r\n")], strict=True)))
@@ -184,18 +193,18 @@ def write_cleaned(check: SpanCheck, cleaned_root: str, pattern: str = "*.csv") -
         tf.io.gfile.rmtree(folder)
     tf.io.gfile.makedirs(folder)
     for path in _span_files(check.folder, pattern):
-        header = next(read_lines(path), None)
-        if header is None or _header_fields(header) is None:
+        header, header_fields, lines = _open_csv(path)
+        if header is None or header_fields is None:
+            lines.close()
             continue
         with tf.io.gfile.GFile(os.path.join(folder, os.path.basename(path)), "wb") as handle:
-            buffer = [header if header.endswith(b"\n") else header + b"\n"]
-            for _, raw, reason in _classified(path):
-                if reason is not None:
-                    continue
-                buffer.append(raw if raw.endswith(b"\n") else raw + b"\n")
-                if len(buffer) >= WRITE_BATCH_LINES:
-                    handle.write(b"".join(buffer))
-                    buffer.clear()
+            buffer = [_terminated(header)]
+            for raw in lines:
+                if check_line(raw, header_fields) is None:
+                    buffer.append(_terminated(raw))
+                    if len(buffer) >= WRITE_BATCH_LINES:
+                        handle.write(b"".join(buffer))
+                        buffer.clear()
             handle.write(b"".join(buffer))
     return cleaned_root
 
