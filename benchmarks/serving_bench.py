@@ -410,6 +410,7 @@ class FloorTarget:
 
 
 def median_seconds(run_once, calls: int = 60, warmup: int = 10) -> float:
+    """p50 of `calls` back-to-back calls after `warmup` unmeasured ones."""
     for _ in range(warmup):
         run_once()
     times = []
@@ -545,8 +546,6 @@ def main() -> int:
             parser.error(f"--client-cpus {args.client_cpus}: this process may use CPUs "
                          f"{sorted(allowed)}; the clients need some of them and the servers at "
                          "least one other")
-        # The in-process floor's TensorFlow sizes its pools to the servers' CPUs, like theirs.
-        os.sched_setaffinity(0, args.server_cpus)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODEL_SHAPES]
     if unknown or not models:

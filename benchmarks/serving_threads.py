@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,14 +50,7 @@ def measure(model_dir: str, intra: int, inter: int, no_spin: bool, seconds: floa
         return bench.session_call(signature, request)
 
     def p50_ms(args, calls: int) -> float:
-        for _ in range(10):
-            servable.run_direct(*args)
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            servable.run_direct(*args)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3
+        return bench.median_seconds(lambda: servable.run_direct(*args), calls) * 1e3
 
     pair, batch32, rank50 = feed(1), feed(32), feed(50)
     out = {"pair_ms": p50_ms(pair, 200), "batch32_ms": p50_ms(batch32, 60),
