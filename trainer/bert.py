@@ -90,12 +90,23 @@ def _gelu(x: tf.Tensor) -> tf.Tensor:
     return keras.activations.gelu(x, approximate=False)
 
 
-class BertEncoder(keras.layers.Layer):
-    """Embeddings, `num_layers` blocks and the tanh pooler over [CLS]."""
+POOLING = ("cls", "mean")
 
-    def __init__(self, config: BertConfig, **kwargs):
+
+class BertEncoder(keras.layers.Layer):
+    """Embeddings, `num_layers` blocks and the tanh pooler over [CLS].
+
+    `pooling="mean"` makes `pooled_output` the mask-weighted mean of the token outputs instead,
+    as sentence-transformers fine-tuned all-MiniLM-L6-v2; the pooler is then never built. The
+    default comes from `config.pooling` where the config has that field, else "cls".
+    """
+
+    def __init__(self, config: BertConfig, pooling: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        self.pooling = pooling or getattr(config, "pooling", "cls")
+        if self.pooling not in POOLING:
+            raise ValueError(f"pooling must be one of {POOLING}, got {self.pooling!r}")
         self.embeddings = BertEmbeddings(config, name="embeddings")
         self.blocks = [BertLayer(config, name=f"encoder/layer_{i}") for i in range(config.num_layers)]
         self.pooler = keras.layers.Dense(
@@ -109,7 +120,12 @@ class BertEncoder(keras.layers.Layer):
         x = self.embeddings(inputs["input_word_ids"], inputs["input_type_ids"], training=training)
         for block in self.blocks:
             x = block(x, attention_bias, training=training)
-        return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
+        if self.pooling == "mean":
+            weights = mask[:, :, tf.newaxis]
+            pooled = tf.reduce_sum(x * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+        else:
+            pooled = self.pooler(x[:, 0, :])
+        return {"sequence_output": x, "pooled_output": pooled}
 
     def flops_per_example(self) -> int:
         """Multiply-adds x2 of one forward pass at full sequence length (for the benchmark)."""

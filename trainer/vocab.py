@@ -53,11 +53,38 @@ def read_lines(path: str) -> list[str]:
 
 
 def check_bert_vocab(vocab: Sequence[str], source: str) -> None:
+    check_unique_tokens(vocab, source)
     missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocab]
     if missing:
         raise ValueError(f"vocabulary {source} lacks the special tokens {missing}")
     if vocab[0] != "[PAD]":
         raise ValueError(f"vocabulary {source} must have [PAD] as its first line (id 0)")
+
+
+def check_unique_tokens(vocab: Sequence[str], source: str) -> None:
+    """Refuses a repeated token, naming both lines (1-based) and the ids (0-based) TensorFlow would report.
+
+    The tokenizer's file-backed lookup table maps each line to its line number and fails on a
+    repeated key ("HashTable has different value for same key"), only once the trainer builds it.
+    """
+    first_line: dict[str, int] = {}
+    repeats: list[tuple[str, int, int]] = []
+    for index, token in enumerate(vocab):
+        first = first_line.setdefault(token, index)
+        if first != index:
+            repeats.append((token, first, index))
+    if not repeats:
+        return
+    token, first, again = repeats[0]
+    others = len(repeats) - 1
+    more = f" (and {others} more repeated token{'s' if others > 1 else ''})" if others else ""
+    raise ValueError(
+        f"vocabulary {source} repeats the token {token!r}: line {first + 1} and line {again + 1} "
+        f"(ids {first} and {again}){more}. TensorFlow's lookup table refuses a repeated token. Do not "
+        "delete the line: a pretrained embedding's rows follow line order, so every later token would "
+        "get its neighbour's row; replace the repeat with a token that never occurs (e.g. "
+        f"[unused_repeat_{again}]) so that lines and rows stay aligned"
+    )
 
 
 def grow_id_vocab(known: Sequence[str], counts: collections.Counter, limit: int) -> list[str]:

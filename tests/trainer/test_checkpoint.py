@@ -106,8 +106,8 @@ def write_google_checkpoint(
     return arrays
 
 
-def _build(directory: str, max_seq_length: int = 16):
-    bert = ckpt.read_bert_config(directory, max_seq_length)
+def _build(directory: str, max_seq_length: int = 16, init_layers: int | None = None):
+    bert = ckpt.read_bert_config(directory, max_seq_length, init_layers=init_layers)
     vocab = ckpt.read_checkpoint_vocab(directory)
     ids = {f: ["[UNK]", "x"] for f in ID_FEATURES}
     vocabs = Vocabularies(os.path.join(directory, "vocab.txt"), vocab, ids, 0.0, 1.0)
@@ -133,7 +133,8 @@ def _softmax(x):
 
 
 def reference_bert(w: dict[str, np.ndarray], cfg: dict, word_ids, mask, type_ids):
-    """google-research/bert modeling.py's forward pass (dropout off), from checkpoint arrays only."""
+    """google-research/bert modeling.py's forward pass (dropout off), from checkpoint arrays only;
+    through the bottom cfg["num_hidden_layers"] layers."""
     w = {k: v.astype(np.float64) for k, v in w.items()}
     batch, seq = word_ids.shape
     heads, h = cfg["num_attention_heads"], cfg["hidden_size"]
@@ -264,6 +265,59 @@ def test_unsupported_activation_is_refused(tmp_path):
     write_google_checkpoint(str(tmp_path), hidden_act="relu")
     with pytest.raises(ValueError, match="hidden_act 'relu'"):
         ckpt.read_bert_config(str(tmp_path), 16)
+
+
+def _batch(seq: int = 16):
+    rng = np.random.default_rng(1)
+    word_ids = rng.integers(5, len(VOCAB), size=(3, seq))
+    word_ids[:, 0] = VOCAB.index("[CLS]")
+    lengths = np.array([16, 9, 4])
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    word_ids = np.where(mask == 1, word_ids, 0)
+    type_ids = ((np.arange(seq)[None, :] >= lengths[:, None] // 2) & (mask == 1)).astype(np.int64)
+    return word_ids, mask, type_ids
+
+
+def test_init_layers_keeps_the_bottom_layers_of_a_google_checkpoint(tmp_path):
+    arrays = write_google_checkpoint(str(tmp_path))
+    model = _build(str(tmp_path), init_layers=1)
+    encoder = model.get_layer("bert")
+    assert len(encoder.blocks) == 1
+    per_layer = sum(1 for k in arrays if k.startswith("bert/encoder/layer_0/"))
+    assert ckpt.load_encoder_weights(model, str(tmp_path), init_layers=1) == len(arrays) - per_layer
+    word_ids, mask, type_ids = _batch()
+    out = encoder({"input_word_ids": tf.constant(word_ids), "input_mask": tf.constant(mask),
+                   "input_type_ids": tf.constant(type_ids)}, training=False)
+    one = dict(BERT_JSON, vocab_size=len(VOCAB), num_hidden_layers=1)
+    sequence, pooled = reference_bert(arrays, one, word_ids, mask, type_ids)
+    np.testing.assert_allclose(out["sequence_output"].numpy(), sequence, atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(out["pooled_output"].numpy(), pooled, atol=2e-4, rtol=1e-4)
+    _, both = reference_bert(arrays, dict(one, num_hidden_layers=2), word_ids, mask, type_ids)
+    assert np.abs(both - out["pooled_output"].numpy()).max() > 0.1  # layer 0 alone, not both
+
+
+def test_init_layers_above_a_google_checkpoint_is_refused(tmp_path):
+    write_google_checkpoint(str(tmp_path))
+    with pytest.raises(ValueError, match=r"--init-layers 3: checkpoint .* holds only 2 encoder layers"):
+        ckpt.read_bert_config(str(tmp_path), 16, init_layers=3)
+
+
+def test_config_claiming_more_layers_than_the_google_checkpoint_holds(tmp_path):
+    write_google_checkpoint(str(tmp_path), num_hidden_layers=3)  # the weights hold 2
+    model = _build(str(tmp_path))
+    with pytest.raises(ValueError, match=r"the encoder has 3 layers, but .*bert_model\.ckpt holds weights for only 2"):
+        ckpt.load_encoder_weights(model, str(tmp_path))
+
+
+def test_repeated_token_in_a_google_vocab_is_named(tmp_path):
+    write_google_checkpoint(str(tmp_path))
+    lines = (tmp_path / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    lines[VOCAB.index("跑")] = "机"  # 机 comes later too
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in lines), encoding="utf-8")
+    first, again = VOCAB.index("跑"), VOCAB.index("机")
+    with pytest.raises(ValueError, match=rf"vocab\.txt repeats the token '机': line {first + 1} and line "
+                                         rf"{again + 1} \(ids {first} and {again}\)"):
+        ckpt.read_checkpoint_vocab(str(tmp_path))
 
 
 # ---------------------------------------------------------------- through train()
