@@ -21,11 +21,13 @@ from .drift import get_profile
 from .rand import Purpose, day_rng
 from .retrieval import legacy_scores, retrieve
 from .shoppers import (
+    POSITION_BIAS_POWER,
     Intents,
     Users,
     attribute_text,
     draw_outcomes,
     expected_category_share,
+    outcome_probabilities,
     query_texts,
     sample_intents,
     user_id,
@@ -77,6 +79,23 @@ class Search:
     @property
     def candidate_ids(self) -> list[str]:
         return [c["product_id"] for c in self.candidates]
+
+
+@dataclass(frozen=True)
+class PageOutcomes:
+    """Exact expected clicks and purchases per search for one ordering of each page.
+
+    Computed from the market's own probabilities (position bias included), so two orderings of
+    the same pages can be compared with no sampling noise. For evaluation only: a shop never
+    knows these numbers.
+    """
+
+    clicks: np.ndarray  # (searches,) expected clicks on the page as ordered
+    purchases: np.ndarray  # (searches,) expected purchases on the page as ordered
+
+    def per_100(self) -> float:
+        """Expected purchases per 100 searches (the headline figure)."""
+        return 100.0 * float(self.purchases.mean()) if len(self.purchases) else float("nan")
 
 
 @dataclass(frozen=True)
@@ -226,22 +245,15 @@ class Market:
         Position bias applies to the given order. Deterministic given (seed, day, request).
         """
         self._check_search(search)
-        ids = search.candidate_ids
-        ranked = list(ranked_product_ids) if not isinstance(ranked_product_ids, str) else None
-        if ranked is None or len(ranked) != len(ids) or sorted(map(str, ranked)) != sorted(ids) \
-                or not all(isinstance(p, str) for p in ranked):
-            raise ValueError(
-                f"ranking for {search.request_id} must be a permutation of its {len(ids)} candidate "
-                f"product ids {ids}, got {ranked_product_ids!r}")
-        slot = {pid: j for j, pid in enumerate(ids)}
-        positions = np.empty((1, len(ids)), dtype=np.int64)
-        for pos, pid in enumerate(ranked, start=1):
-            positions[0, slot[pid]] = pos
+        ranked_product_ids = list(ranked_product_ids) if not isinstance(ranked_product_ids, str) \
+            else ranked_product_ids
+        positions = _positions_of(search, ranked_product_ids)[None, :]
         req, user, icat, ib, ia, cand = self._search_arrays(search)
         clicked, purchased = draw_outcomes(self.seed, self._view(search.day), self._users, req, user,
                                            icat, ib, ia, cand, positions)
+        slot = {pid: j for j, pid in enumerate(search.candidate_ids)}
         rows = []
-        for pos, pid in enumerate(ranked, start=1):
+        for pos, pid in enumerate(ranked_product_ids, start=1):
             j = slot[pid]
             c = search.candidates[j]
             rows.append({
@@ -252,6 +264,80 @@ class Market:
                 "clicked": int(clicked[0, j]), "purchased": int(purchased[0, j]),
             })
         return rows
+
+    # ------------------------------------------------------------ exact expectations (evaluation only)
+    def examined_probabilities(self, searches: Sequence[Search]) -> tuple[np.ndarray, np.ndarray]:
+        """P(click | examined) and P(purchase | click) per (search, candidate slot), shape (n, page).
+
+        Examination is the only thing position changes (P(click at position p) is p ** -0.8 times
+        the first array), so these two arrays and the position curve fix every ordering's
+        expected outcome. Hidden state (quality, trends, discounts, user tastes) enters here:
+        use them to evaluate, never to train or bless.
+        """
+        attract = np.empty((len(searches), self.page_size))
+        buy = np.empty((len(searches), self.page_size))
+        by_day: dict[datetime.date, list[int]] = {}
+        for i, search in enumerate(searches):
+            self._check_search(search)
+            by_day.setdefault(search.day, []).append(i)
+        for day, rows in by_day.items():
+            group = [searches[i] for i in rows]
+            user = np.array([s.user_index for s in group])
+            icat = np.array([s.intent.category_code for s in group])
+            ib = np.array([s.intent.brand_code for s in group])
+            ia = np.array([s.intent.attribute_code for s in group])
+            cand = np.array([s.candidate_index for s in group], dtype=np.int64)
+            ones = np.ones_like(cand)
+            p_click, p_buy = outcome_probabilities(self._view(day), self._users, user, icat, ib, ia, cand, ones)
+            attract[rows], buy[rows] = p_click, p_buy
+        return attract, buy
+
+    def expected_outcomes(self, searches: Sequence[Search],
+                          rankings: Sequence[Sequence[str]]) -> PageOutcomes:
+        """Expected clicks and purchases of each search with its page shown in the given order.
+
+        `rankings[i]` is a permutation of `searches[i]`'s candidate product ids, best first (what
+        `default_ranking`, `oracle_ranking` or a model produce). The expectation is exact: the
+        mean of `respond`'s outcomes over its randomness.
+        """
+        if len(rankings) != len(searches):
+            raise ValueError(f"got {len(rankings)} rankings for {len(searches)} searches")
+        attract, buy = self.examined_probabilities(searches)
+        positions = np.empty(attract.shape, dtype=np.int64)
+        for i, (search, ranked) in enumerate(zip(searches, rankings, strict=True)):
+            positions[i] = _positions_of(search, ranked)
+        examine = positions.astype(np.float64) ** -POSITION_BIAS_POWER
+        clicks = examine * attract
+        return PageOutcomes(clicks=clicks.sum(axis=1), purchases=(clicks * buy).sum(axis=1))
+
+    def oracle_rankings(self, searches: Sequence[Search]) -> list[list[str]]:
+        """The best possible order of each page: by P(purchase | examined), highest first.
+
+        Examination falls with position, so by the rearrangement inequality no other order of the
+        page has more expected purchases: the ceiling any ranker is measured against.
+        """
+        attract, buy = self.examined_probabilities(searches)
+        value = attract * buy
+        out = []
+        for i, search in enumerate(searches):
+            order = np.argsort(-value[i], kind="stable")
+            out.append([search.candidates[j]["product_id"] for j in order])
+        return out
+
+    def oracle_ranking(self, search: Search) -> list[str]:
+        """`oracle_rankings` for one search."""
+        return self.oracle_rankings([search])[0]
+
+    def legacy_rankings(self, searches: Sequence[Search]) -> list[list[str]]:
+        """`default_ranking` for many searches."""
+        return [self.default_ranking(s) for s in searches]
+
+    def random_order_outcomes(self, searches: Sequence[Search]) -> PageOutcomes:
+        """Expected outcomes of a uniformly random order of each page (the floor: no ranking at all)."""
+        attract, buy = self.examined_probabilities(searches)
+        mean_examine = float(np.mean(np.arange(1, self.page_size + 1, dtype=np.float64) ** -POSITION_BIAS_POWER))
+        return PageOutcomes(clicks=mean_examine * attract.sum(axis=1),
+                            purchases=mean_examine * (attract * buy).sum(axis=1))
 
     # ------------------------------------------------------------ fast path
     def simulate_day_fields(self, day: datetime.date, n_requests: int) -> list[list]:
@@ -314,4 +400,19 @@ class Market:
         return {CATEGORY_NAMES[c]: float(share[c]) for c in range(N_CATEGORIES)}
 
 
-__all__ = ["Market", "Search", "Intent", "DEFAULT_PAGE_SIZE", "DEFAULT_MARKET_START", "SPAN_COLUMNS"]
+def _positions_of(search: Search, ranked: Sequence[str]) -> np.ndarray:
+    """1-based position of each candidate slot in `ranked`; refuses anything but a permutation."""
+    ids = search.candidate_ids
+    ranked = list(ranked) if not isinstance(ranked, str) else None
+    if ranked is None or len(ranked) != len(ids) or sorted(map(str, ranked)) != sorted(ids) \
+            or not all(isinstance(p, str) for p in ranked):
+        raise ValueError(f"ranking for {search.request_id} must be a permutation of its {len(ids)} candidate "
+                         f"product ids {ids}, got {ranked!r}")
+    slot = {pid: j for j, pid in enumerate(ids)}
+    positions = np.empty(len(ids), dtype=np.int64)
+    for pos, pid in enumerate(ranked, start=1):
+        positions[slot[pid]] = pos
+    return positions
+
+
+__all__ = ["Market", "PageOutcomes", "Search", "Intent", "DEFAULT_PAGE_SIZE", "DEFAULT_MARKET_START", "SPAN_COLUMNS"]
