@@ -46,6 +46,7 @@ def write_examples(path: str, n: int, seed: int, flip_purchases: bool = False) -
             feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()])) for k, v in values.items()}
             feature["price"] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(rng.uniform(5, 500))]))
             feature["clicked"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[clicked]))
+            feature["position"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 5 + 1]))
             feature["purchased"] = tf.train.Feature(
                 int64_list=tf.train.Int64List(value=[1 - purchased if flip_purchases else purchased])
             )

@@ -16,7 +16,22 @@ PRICE_FEATURE = "price"
 LABEL_KEY = "purchased"
 CLICK_KEY = "clicked"
 GROUP_KEY = "request_id"
+# Logged, training only: the position the logging ranker gave the impression (1 = top).
+POSITION_KEY = "position"
+# The training model's outputs (log-probabilities of what was logged) and the labels' keys.
+CLICK_OUTPUT, PURCHASE_OUTPUT = "click", "purchase"
+# The same log-probabilities under a listwise softmax over each result page.
+CLICK_LIST_OUTPUT, PURCHASE_LIST_OUTPUT = "click_list", "purchase_list"
 ID_FEATURES = ("product_id", "brand", "category")
+# Who searched: an id feature (and a serving input) only for models with `user_features`.
+USER_KEY = "user_id"
+
+
+PURCHASE_MODELS = ("ctcvr", "direct")
+POSITION_BIAS_MODES = ("tower", "none")
+# What a model exported before these settings existed was: read back with these, it warm-starts.
+LEGACY_MODEL_SETTINGS = {"purchase_model": "direct", "position_bias": "none", "user_features": False,
+                         "wide": False}
 
 
 @dataclasses.dataclass
@@ -43,10 +58,34 @@ class TrainConfig:
     bert: BertConfig = dataclasses.field(default_factory=BertConfig)
     # Side features.
     id_embedding_dim: int = 16
+    # Width of the bag-of-wordpieces query-document interaction beside the encoder; 0: off.
+    interaction_dim: int = 0
+    # The wide part (trainer/wide.py): L2-regularised id biases, relative price, match features and
+    # hashed query-word x category / brand crosses, added to the deep part's logits.
+    wide: bool = True
+    wide_l2: float = 1e-4
+    wide_cross_buckets: int = 2**16
     max_ids_per_feature: int = 200_000
     head_hidden_size: int = 64
-    click_loss_weight: float = 0.3  # multi-task click head; 0 turns it off
+    click_loss_weight: float = 1.0  # weight of the click log-loss (and of its listwise term); 0 turns it off
     loss: str = "bce"  # "bce" (purchase log-loss) or "mse"
+    # Weight of the listwise softmax cross-entropy over each result page (TF-Ranking's default for
+    # purchase labels), on purchases and, times click_loss_weight, on clicks. It is the page's
+    # conditional likelihood given how many events it had, so it learns only what differs within
+    # a page: the order. 0: pointwise log-loss alone.
+    listwise_weight: float = 1.0
+    # What the purchase head predicts. "ctcvr": P(click | examined) x P(purchase | click), the
+    # e-commerce factorisation of ESMM (Ma et al., SIGIR 2018), trained on every impression, so the
+    # plentiful clicks teach the click half; "direct": one head for P(purchase | examined).
+    purchase_model: str = "ctcvr"
+    # How training accounts for the logging ranker's positions. "tower": a position-only tower gives
+    # P(examined | position), multiplied in during training and left out at serving (PAL, Guo et
+    # al., RecSys 2019), so the model learns relevance, not the old ranking's order; "none".
+    position_bias: str = "tower"
+    max_position: int = 50  # positions above share the last examination row
+    # The shopper's id as an id feature (tastes: brand affinity, price sensitivity). It makes
+    # `user_id` a serving input, so clients send who is searching.
+    user_features: bool = False
     # Optimisation.
     learning_rate: float = 3e-3
     warm_start_learning_rate: float = 1e-3
@@ -55,6 +94,10 @@ class TrainConfig:
     batch_size: int = 64
     epochs: int = 3
     early_stopping_patience: int = 2
+    # What early stopping watches on the eval split: "loss" (purchase + weighted click log-loss:
+    # every impression counts) or "auc" (purchase AUC: a small span's eval split holds a few
+    # dozen purchases, so it moves by +-0.04 between equally good epochs).
+    early_stopping_metric: str = "loss"
     steps_per_epoch: int | None = None  # None: one pass over the training split
     # Incremental update.
     update_mode: str = "full"  # "full" or "partial" (embeddings and lower layers frozen)
@@ -64,10 +107,20 @@ class TrainConfig:
     # Vocabulary.
     vocab_size: int = 4000
     init_checkpoint: str | None = None
+    # Keep only the bottom K encoder layers of a deeper pretrained checkpoint; None: all of them.
+    init_layers: int | None = None
     # tf.distribute: "default", "mirrored", "multi_worker", "tpu".
     distribution: str = "default"
     tpu_address: str | None = None
     seed: int = 42
+
+    def id_features(self) -> tuple[str, ...]:
+        """The features with a learned row per id (rows survive warm start by id)."""
+        return ID_FEATURES + ((USER_KEY,) if self.user_features else ())
+
+    def string_inputs(self) -> tuple[str, ...]:
+        """The serving signature's string inputs, in order (`price` is the one float input)."""
+        return TEXT_FEATURES + ((USER_KEY,) if self.user_features else ())
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -90,6 +143,16 @@ class TrainConfig:
         problems = []
         if self.loss not in ("bce", "mse"):
             problems.append(f"loss must be 'bce' or 'mse', got {self.loss!r}")
+        if self.purchase_model not in PURCHASE_MODELS:
+            problems.append(f"purchase_model must be one of {PURCHASE_MODELS}, got {self.purchase_model!r}")
+        if self.position_bias not in POSITION_BIAS_MODES:
+            problems.append(f"position_bias must be one of {POSITION_BIAS_MODES}, got {self.position_bias!r}")
+        if self.early_stopping_metric not in ("loss", "auc"):
+            problems.append(f"early_stopping_metric must be 'loss' or 'auc', got {self.early_stopping_metric!r}")
+        if self.max_position < 1:
+            problems.append(f"max_position must be >= 1, got {self.max_position}")
+        if self.loss == "mse" and self.purchase_model == "ctcvr":
+            problems.append("loss 'mse' needs purchase_model 'direct' (ctcvr trains a product of probabilities)")
         if self.update_mode not in ("full", "partial"):
             problems.append(f"update_mode must be 'full' or 'partial', got {self.update_mode!r}")
         if self.distribution not in ("default", "mirrored", "multi_worker", "tpu"):
@@ -108,7 +171,9 @@ class TrainConfig:
             )
         if self.bert.max_seq_length < 8:
             problems.append("max_seq_length must be >= 8")
-        if self.distill_weight < 0 or self.click_loss_weight < 0:
+        if self.init_layers is not None and self.init_layers < 1:
+            problems.append(f"init_layers must be >= 1, got {self.init_layers}")
+        if self.distill_weight < 0 or self.click_loss_weight < 0 or self.listwise_weight < 0:
             problems.append("loss weights must be >= 0")
         if problems:
             raise ValueError("invalid trainer config: " + "; ".join(problems))

@@ -23,9 +23,9 @@ import tf_keras as keras
 from tensorflow.core.protobuf import saved_model_pb2
 
 from trainer import vocab as vocab_lib
-from trainer.config import ID_FEATURES, TrainConfig
+from trainer.config import LEGACY_MODEL_SETTINGS, PRICE_FEATURE, TrainConfig
 from trainer.data import feature_spec
-from trainer.model import Preprocessor, Vocabularies, raw_input_specs
+from trainer.model import Preprocessor, Vocabularies, purchase_probability, raw_input_specs
 
 FRESHRANK_DIR = os.path.join("assets.extra", "freshrank")
 MODEL_INFO = "model.json"
@@ -34,14 +34,22 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"
 
 
 class RankerServing(tf.Module):
-    """The servable: the Keras ranker wrapped in the three signatures."""
+    """The servable: the Keras ranker wrapped in the three signatures.
 
-    def __init__(self, preprocessor: Preprocessor, ranker: keras.Model):
+    The position tower rides along as a tracked attribute so its weights are saved for the next
+    warm start; no signature calls it, so serving has no position input.
+    """
+
+    def __init__(self, preprocessor: Preprocessor, ranker: keras.Model, config: TrainConfig,
+                 tower: keras.Model | None = None):
         super().__init__()
         self.preprocessor = preprocessor
         self.ranker = ranker
+        self._config = config
+        if tower is not None:
+            self.position_tower = tower
 
-    @tf.function(input_signature=[raw_input_specs()], autograph=False)
+    @tf.function(autograph=False)
     def score(self, features):
         """Raw features -> purchase probability.
 
@@ -49,33 +57,41 @@ class RankerServing(tf.Module):
         and stored once instead of once per signature, which makes every export (so every
         pipeline run) several seconds faster and the SavedModel smaller.
         """
-        return tf.sigmoid(self.ranker(self.preprocessor(features), training=False)["purchase_logit"])
+        return purchase_probability(self.ranker(self.preprocessor(features), training=False), self._config)
 
-    @tf.function(input_signature=[raw_input_specs()], autograph=False)
-    def serve(self, features):
-        return {"score": self.score(features)}
+    def _parse(self, serialized):
+        return tf.io.parse_example(serialized, feature_spec(with_labels=False, user=self._config.user_features))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")], autograph=False)
     def regress(self, inputs):
-        parsed = tf.io.parse_example(inputs, feature_spec(with_labels=False))
-        return {"outputs": self.score(parsed)}
+        return {"outputs": self.score(self._parse(inputs))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")], autograph=False)
     def classify(self, inputs):
-        score = self.score(tf.io.parse_example(inputs, feature_spec(with_labels=False)))
+        score = self.score(self._parse(inputs))
         scores = tf.stack([1.0 - score, score], axis=1)
         classes = tf.tile(tf.constant([["0", "1"]]), [tf.shape(score)[0], 1])
         return {"scores": scores, "classes": classes}
 
 
-def _serve_kwargs(module: RankerServing):
-    # `serve` takes one dict; TF Serving wants named top-level inputs, so bind them by name.
-    @tf.function(input_signature=list(raw_input_specs().values()), autograph=False)
+def _serve_kwargs(module: RankerServing, config: TrainConfig):
+    """`serving_default`: TF Serving wants named top-level inputs, so they are bound by name.
+
+    A model with user features also takes `user_id`; no model takes a position.
+    """
+    specs = list(raw_input_specs(config).values())
+    if config.user_features:
+        @tf.function(input_signature=specs, autograph=False)
+        def serve_with_user(query, title, brand, category, product_id, user_id, price):
+            return {"score": module.score({"query": query, "title": title, "brand": brand, "category": category,
+                                           "product_id": product_id, "user_id": user_id, "price": price})}
+
+        return serve_with_user
+
+    @tf.function(input_signature=specs, autograph=False)
     def serve(query, title, brand, category, product_id, price):
-        return module.serve(
-            {"query": query, "title": title, "brand": brand, "category": category,
-             "product_id": product_id, "price": price}
-        )
+        return {"score": module.score({"query": query, "title": title, "brand": brand, "category": category,
+                                       "product_id": product_id, "price": price})}
 
     return serve
 
@@ -89,22 +105,24 @@ def export_ranker(
     facts: dict[str, Any],
     warmup: list[dict] | None = None,
     model_name: str = "ranker",
+    tower: keras.Model | None = None,
 ) -> None:
-    module = RankerServing(preprocessor, model)
+    module = RankerServing(preprocessor, model, config, tower)
     signatures = {
-        "serving_default": _serve_kwargs(module),
+        "serving_default": _serve_kwargs(module, config),
         "regress": module.regress,
         "classify": module.classify,
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
     _set_method_names(export_dir, {"regress": REGRESS_METHOD, "classify": CLASSIFY_METHOD})
     info_dir = os.path.join(export_dir, FRESHRANK_DIR)
-    for feature in ID_FEATURES:
+    for feature in config.id_features():
         vocab_lib.write_lines(os.path.join(info_dir, "ids", f"{feature}.txt"), vocabs.ids[feature])
     info = {
         "train_config": dataclasses.asdict(config),
         "price_log_mean": vocabs.price_log_mean,
         "price_log_std": vocabs.price_log_std,
+        "category_log_price": vocabs.category_log_price,
         "facts": facts,
     }
     with tf.io.gfile.GFile(os.path.join(info_dir, MODEL_INFO), "w") as f:
@@ -114,7 +132,7 @@ def export_ranker(
         # does not pay for graph initialisation. Pushed along with the rest of the version.
         from serving.client import write_warmup_requests
 
-        write_warmup_requests(export_dir, warmup, model_name=model_name)
+        write_warmup_requests(export_dir, warmup, model_name=model_name, with_user=config.user_features)
 
 
 def _jsonable(value: Any) -> Any:
@@ -138,13 +156,28 @@ def _set_method_names(export_dir: str, methods: dict[str, str]) -> None:
 
 @dataclasses.dataclass
 class BaseModel:
-    """What a previous export hands to the next update."""
+    """What a previous model hands to the next update: read from an export, or still in memory."""
 
-    path: str
+    path: str | None  # None: handed over in memory (`trainer.task.Trained.as_base`)
     config: TrainConfig
     vocabs: Vocabularies
     facts: dict[str, Any]
     weights: dict[str, np.ndarray]
+    teacher: Any = None  # raw feature dict -> served score, for distillation
+
+    def teacher_fn(self):
+        """The base model's served score as a function of a raw feature dict (loaded on first use)."""
+        if self.teacher is None:
+            loaded = tf.saved_model.load(self.path)
+            serve = loaded.signatures["serving_default"]
+            inputs = self.config.string_inputs()
+
+            def teacher(features):
+                return serve(**{k: features[k] for k in (*inputs, PRICE_FEATURE)})["score"]
+
+            teacher.loaded = loaded  # its variables must outlive the function
+            self.teacher = teacher
+        return self.teacher
 
 
 def load_base_model(path: str) -> BaseModel:
@@ -156,14 +189,19 @@ def load_base_model(path: str) -> BaseModel:
         )
     with tf.io.gfile.GFile(info_path) as f:
         info = json.load(f)
-    config = TrainConfig.from_dict(info["train_config"])
+    # A model exported before a setting existed was built as that setting's legacy value.
+    config = TrainConfig.from_dict({**LEGACY_MODEL_SETTINGS, **info["train_config"]})
     vocab_path = os.path.join(path, "assets", "vocab.txt")
     wordpiece = vocab_lib.read_lines(vocab_path)
     ids = {
         feature: vocab_lib.read_lines(os.path.join(path, FRESHRANK_DIR, "ids", f"{feature}.txt"))
-        for feature in ID_FEATURES
+        for feature in config.id_features()
     }
-    vocabs = Vocabularies(vocab_path, wordpiece, ids, info["price_log_mean"], info["price_log_std"])
+    vocabs = Vocabularies(vocab_path, wordpiece, ids, info["price_log_mean"], info["price_log_std"],
+                          info.get("category_log_price", {}))
     loaded = tf.saved_model.load(path)
-    weights = {v.name: v.numpy() for v in loaded.ranker.variables}
+    variables = list(loaded.ranker.variables)
+    if hasattr(loaded, "position_tower"):
+        variables += list(loaded.position_tower.variables)
+    weights = {v.name: v.numpy() for v in variables}
     return BaseModel(path, config, vocabs, info.get("facts", {}), weights)

@@ -16,14 +16,36 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from trainer import data, export
 from trainer import vocab as vocab_lib
-from trainer.config import ID_FEATURES, TrainConfig
+from trainer.config import (
+    CLICK_LIST_OUTPUT,
+    CLICK_OUTPUT,
+    POSITION_KEY,
+    PRICE_FEATURE,
+    PURCHASE_LIST_OUTPUT,
+    PURCHASE_OUTPUT,
+    TrainConfig,
+)
 from trainer.distribution import is_chief, make_strategy
-from trainer.model import Preprocessor, Vocabularies, apply_update_mode, build_core, skip_autograph
+from trainer.model import (
+    POSITION_TOWER,
+    Preprocessor,
+    Vocabularies,
+    apply_update_mode,
+    build_core,
+    build_position_tower,
+    build_training_model,
+    examination_table,
+    listwise_softmax_loss,
+    log_prob_bce,
+    purchase_probability,
+    skip_autograph,
+)
 from trainer.schedule import WarmupLinearDecay
 from trainer.warm_start import restore_weights
 
@@ -49,6 +71,48 @@ def run_fn(fn_args) -> None:
     )
 
 
+@dataclasses.dataclass
+class Trained:
+    """A fitted ranker still in memory: what `export` writes, what the next update can start from.
+
+    Keeping it in memory lets the bench score and continue a model without the 10-40 s of saving
+    and reloading a SavedModel per update; `train` exports it for the pipeline.
+    """
+
+    config: TrainConfig
+    vocabs: Vocabularies
+    preprocessor: Preprocessor
+    core: keras.Model
+    tower: keras.Model | None
+    facts: dict
+    vocab_dir: str  # holds vocab.txt until export copies it into the SavedModel's assets
+
+    def variables(self) -> list[tf.Variable]:
+        return list(self.core.variables) + (list(self.tower.variables) if self.tower is not None else [])
+
+    def score(self, features: dict) -> np.ndarray:
+        """The served score for raw feature columns (as a Predict request carries them)."""
+        tensors = {name: tf.constant(features[name]) for name in self.config.string_inputs()}
+        tensors[PRICE_FEATURE] = tf.constant(np.asarray(features[PRICE_FEATURE], dtype=np.float32))
+        return self._scorer()(tensors).numpy()
+
+    def _scorer(self):
+        if getattr(self, "_score_fn", None) is None:
+            preprocessor, core, config = self.preprocessor, self.core, self.config
+
+            @tf.function(autograph=False, reduce_retracing=True)
+            def score(features):
+                return purchase_probability(core(preprocessor(features), training=False), config)
+
+            self._score_fn = score
+        return self._score_fn
+
+    def as_base(self) -> export.BaseModel:
+        """This model as the next update's base, without a round trip through disk."""
+        weights = {v.name: v.numpy() for v in self.variables()}
+        return export.BaseModel(None, self.config, self.vocabs, self.facts, weights, teacher=self._scorer())
+
+
 def train(
     config: TrainConfig,
     train_files: list[str],
@@ -60,62 +124,150 @@ def train(
 ) -> dict:
     """Trains and exports one model; returns the facts also written into the export's model.json."""
     started = time.time()
+    base = export.load_base_model(base_model) if base_model else None
+    trained = fit(config, train_files, eval_files, log_dir, base)
+    chief = is_chief()
+    # Every worker saves (saving may run collectives); only the chief's export is kept.
+    target = serving_model_dir if chief else tempfile.mkdtemp(prefix="freshrank-worker-")
+    trained.facts["total_seconds"] = round(time.time() - started, 3)
+    export.export_ranker(trained.preprocessor, trained.core, target, trained.config, trained.vocabs,
+                         trained.facts, warmup=_warmup_rows(eval_files), model_name=model_name,
+                         tower=trained.tower)
+    if not chief:
+        shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(trained.vocab_dir, ignore_errors=True)  # the export holds its own copy in assets/
+    log.info("exported to %s", target)
+    return trained.facts
+
+
+def fit(
+    config: TrainConfig,
+    train_files: list[str],
+    eval_files: list[str],
+    log_dir: str | None,
+    base: export.BaseModel | None,
+) -> Trained:
+    """Fits one model on the window, warm-started from `base` when there is one; nothing is saved."""
+    started = time.time()
     keras.backend.clear_session()  # several updates in one process must not share Keras state
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.distribution, config.tpu_address)
     window = data.scan(train_files)
-    base = export.load_base_model(base_model) if base_model else None
-    if base is not None:
-        # The architecture and the text side are frozen by the model being continued.
-        config = _continue_config(base.config, config)
-    elif config.init_checkpoint:
-        from trainer.checkpoint import read_bert_config
-
-        config = dataclasses.replace(
-            config, bert=read_bert_config(config.init_checkpoint, config.bert.max_seq_length)
-        )
+    config = _architecture(config, base)
     scratch = tempfile.mkdtemp(prefix="freshrank-vocab-")  # the vocab file until export copies it
     vocabs = _vocabularies(config, window, base, scratch)
 
     with strategy.scope():
-        model = skip_autograph(build_core(config, vocabs))
+        core = skip_autograph(build_core(config, vocabs))
+        tower = build_position_tower(config) if config.position_bias == "tower" else None
+        model = skip_autograph(build_training_model(core, tower, config))
         report = restore_weights(model, base.weights, base.vocabs, vocabs) if base else None
         if base is None and config.init_checkpoint:
             from trainer.checkpoint import load_encoder_weights
 
-            load_encoder_weights(model, config.init_checkpoint)
-        trainable = apply_update_mode(model, config)
-        steps_per_epoch = config.steps_per_epoch or max(1, window.num_examples // config.batch_size)
-        total = steps_per_epoch * config.epochs
-        peak = config.warm_start_learning_rate if base else config.learning_rate
-        schedule = WarmupLinearDecay(peak, total, int(total * config.warmup_fraction))
-        optimizer = keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6, clipnorm=1.0
-        )
-        optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias"])
-        model.compile(
-            optimizer=optimizer,
-            loss={"purchase_logit": _purchase_loss(config), "click_logit": _bce()},
-            loss_weights={"purchase_logit": 1.0, "click_logit": config.click_loss_weight},
-            metrics={"purchase_logit": [keras.metrics.AUC(name="auc", from_logits=True)]},
-        )
+            load_encoder_weights(core, config.init_checkpoint)
+        trainable = apply_update_mode(core, config)
+        list_size = window.list_size()
+        # tf.distribute splits a global batch evenly across replicas: whole pages per replica.
+        replicas = strategy.num_replicas_in_sync
+        pages_per_batch = max(1, config.batch_size // list_size // replicas) * replicas
+        steps_per_epoch = config.steps_per_epoch or max(1, window.num_pages // pages_per_batch)
+        _compile(model, config, steps_per_epoch, warm=base is not None, list_size=list_size)
 
     preprocessor = Preprocessor(config, vocabs)
-    train_ds = data.make_dataset(train_files, config.batch_size, shuffle=True, seed=config.seed, repeat=True)
-    if config.distill_weight > 0 and base is not None:
-        train_ds = _with_soft_labels(train_ds, base.path, config.distill_weight)
-    train_ds = train_ds.map(lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    eval_ds = data.make_dataset(
-        eval_files, config.batch_size, shuffle=False, seed=config.seed, preprocess=preprocessor
+    history = _fit(model, preprocessor, config, train_files, eval_files, log_dir, base, steps_per_epoch,
+                   pages_per_batch, list_size, even_batches=replicas > 1)
+    facts = {
+        "train_examples": window.num_examples,
+        "train_pages": window.num_pages,
+        "list_size": list_size,
+        "examples_processed": len(history.epoch) * steps_per_epoch * pages_per_batch * list_size,
+        "epochs_run": len(history.epoch),
+        "train_seconds": round(history.seconds, 3),
+        "total_seconds": round(time.time() - started, 3),
+        "warm_started": base is not None,
+        "base_model": base.path if base else None,
+        "trainable_parameters": trainable,
+        "total_parameters": int(core.count_params()),
+        "update_mode": config.update_mode,
+        "new_ids": report.new_ids if report else {f: len(vocabs.ids[f]) for f in config.id_features()},
+        "val_auc": _last(history.history.get(VAL_AUC)),
+        "best_val_auc": max(history.history.get(VAL_AUC, [float("nan")])),
+    }
+    if log_dir and is_chief():  # workers share the run's log dir; one hparams entry and facts.json per run
+        _log_hparams(log_dir, config, facts)
+    log.info("trained on %d examples in %.1fs", window.num_examples, history.seconds)
+    return Trained(config, vocabs, preprocessor, core, tower, facts, scratch)
+
+
+VAL_AUC = f"val_{PURCHASE_OUTPUT}_auc"
+
+
+def _architecture(config: TrainConfig, base: export.BaseModel | None) -> TrainConfig:
+    """The base model fixes the architecture; else a pretrained checkpoint fixes the encoder's."""
+    if base is not None:
+        return _continue_config(base.config, config)
+    if config.init_checkpoint:
+        from trainer.checkpoint import read_bert_config
+
+        bert = read_bert_config(config.init_checkpoint, config.bert.max_seq_length, init_layers=config.init_layers)
+        return dataclasses.replace(config, bert=bert)
+    if config.init_layers is not None:
+        raise ValueError(f"init_layers {config.init_layers} needs init_checkpoint: it keeps a checkpoint's layers")
+    return config
+
+
+def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm: bool, list_size: int) -> None:
+    peak = config.warm_start_learning_rate if warm else config.learning_rate
+    total_steps = steps_per_epoch * config.epochs
+    schedule = WarmupLinearDecay(peak, total_steps, int(total_steps * config.warmup_fraction))
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6, clipnorm=1.0
     )
-    callbacks = [
+    # The wide part has its own L2 penalty; position logits are not weights to shrink.
+    optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias", POSITION_TOWER, "wide"])
+    listwise = listwise_softmax_loss(list_size)
+    model.compile(
+        optimizer=optimizer,
+        loss={PURCHASE_OUTPUT: _purchase_loss(config), CLICK_OUTPUT: log_prob_bce,
+              PURCHASE_LIST_OUTPUT: listwise, CLICK_LIST_OUTPUT: listwise},
+        loss_weights={PURCHASE_OUTPUT: 1.0, CLICK_OUTPUT: config.click_loss_weight,
+                      PURCHASE_LIST_OUTPUT: config.listwise_weight,
+                      CLICK_LIST_OUTPUT: config.listwise_weight * config.click_loss_weight},
+        weighted_metrics={PURCHASE_OUTPUT: [ProbabilityAUC(name="auc")]},
+    )
+
+
+class _History:
+    """Keras' History plus the seconds `fit` took."""
+
+    def __init__(self, history: keras.callbacks.History, seconds: float):
+        self.epoch, self.history, self.seconds = history.epoch, history.history, seconds
+
+
+def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, train_files: list[str],
+         eval_files: list[str], log_dir: str | None, base: export.BaseModel | None,
+         steps_per_epoch: int, pages_per_batch: int, list_size: int, even_batches: bool = False) -> _History:
+    train_ds = data.make_page_dataset(train_files, pages_per_batch, list_size, shuffle=True, seed=config.seed,
+                                      repeat=True)
+    if config.distill_weight > 0 and base is not None:
+        train_ds = _with_soft_labels(train_ds, base, config.distill_weight)
+    train_ds = train_ds.map(lambda x, y, w: (_preprocessed(preprocessor, x), y, w),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    # With several replicas the last, smaller eval batch could not be split into whole pages: dropped.
+    eval_ds = data.make_page_dataset(eval_files, pages_per_batch, list_size, shuffle=False, seed=config.seed,
+                                     preprocess=preprocessor, drop_remainder=even_batches)
+    callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
-            monitor="val_purchase_logit_auc", mode="max", patience=config.early_stopping_patience,
-            restore_best_weights=True,
+            monitor=VAL_AUC if config.early_stopping_metric == "auc" else "val_loss",
+            mode="max" if config.early_stopping_metric == "auc" else "min",
+            patience=config.early_stopping_patience, restore_best_weights=True,
         ),
-        keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50, profile_batch=0, write_graph=False),
     ]
-    fit_started = time.time()
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50, profile_batch=0,
+                                                     write_graph=False))
+    started = time.time()
     history = model.fit(
         train_ds,
         validation_data=eval_ds,
@@ -124,39 +276,34 @@ def train(
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    train_seconds = time.time() - fit_started
-    facts = {
-        "train_examples": window.num_examples,
-        "examples_processed": len(history.epoch) * steps_per_epoch * config.batch_size,
-        "epochs_run": len(history.epoch),
-        "train_seconds": round(train_seconds, 3),
-        "total_seconds": round(time.time() - started, 3),
-        "warm_started": base is not None,
-        "base_model": base.path if base else None,
-        "trainable_parameters": trainable,
-        "total_parameters": int(model.count_params()),
-        "update_mode": config.update_mode,
-        "new_ids": report.new_ids if report else {f: len(vocabs.ids[f]) for f in ID_FEATURES},
-        "val_auc": _last(history.history.get("val_purchase_logit_auc")),
-        "best_val_auc": max(history.history.get("val_purchase_logit_auc", [float("nan")])),
-    }
-    chief = is_chief()
-    if chief:  # workers share the run's log dir; one hparams entry and facts.json per run
-        _log_hparams(log_dir, config, facts)
-    # Every worker saves (saving may run collectives); only the chief's export is kept.
-    target = serving_model_dir if chief else tempfile.mkdtemp(prefix="freshrank-worker-")
-    export.export_ranker(preprocessor, model, target, config, vocabs, facts,
-                         warmup=_warmup_rows(eval_files), model_name=model_name)
-    if not chief:
-        shutil.rmtree(target, ignore_errors=True)
-    shutil.rmtree(scratch, ignore_errors=True)  # the export holds its own copy in assets/
-    log.info("trained on %d examples in %.1fs; exported to %s", window.num_examples, train_seconds, target)
-    return facts
+    return _History(history, time.time() - started)
+
+
+def _preprocessed(preprocessor: Preprocessor, features: dict) -> dict:
+    """Raw features -> model inputs; the training-only position passes through untouched."""
+    raw = {k: v for k, v in features.items() if k != POSITION_KEY}
+    return {**preprocessor(raw), POSITION_KEY: features[POSITION_KEY]}
+
+
+class ProbabilityAUC(keras.metrics.AUC):
+    """AUC of a log-probability output, with thresholds spread where purchase rates live (1e-5..1).
+
+    Keras' evenly spaced thresholds put nearly every prediction of a 2% event below the first
+    one and measure nothing.
+    """
+
+    def __init__(self, name: str = "auc", **kwargs):
+        kwargs.setdefault("thresholds", [float(t) for t in np.geomspace(1e-5, 0.999, 500)])
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(y_true, tf.exp(y_pred), sample_weight=sample_weight)
 
 
 def _continue_config(base: TrainConfig, requested: TrainConfig) -> TrainConfig:
     """Keeps the base model's architecture; takes the optimisation settings from this run."""
-    frozen = {"bert", "id_embedding_dim", "head_hidden_size", "vocab_size", "init_checkpoint"}
+    frozen = {"bert", "id_embedding_dim", "interaction_dim", "wide", "wide_cross_buckets", "head_hidden_size", "vocab_size", "init_checkpoint", "init_layers",
+              "purchase_model", "position_bias", "max_position", "user_features"}
     changed = [k for k in frozen if getattr(base, k) != getattr(requested, k)]
     if changed:
         log.warning("warm start keeps the base model's %s; pass --from-scratch to change them", changed)
@@ -167,11 +314,13 @@ def _vocabularies(config: TrainConfig, window: data.WindowScan, base, work_dir: 
     if base is not None:
         ids = {
             f: vocab_lib.grow_id_vocab(base.vocabs.ids[f], window.id_counts[f], config.max_ids_per_feature)
-            for f in ID_FEATURES
+            for f in config.id_features()
         }
         vocab_path = _local_copy(base.vocabs.wordpiece, work_dir)
+        # Known categories keep the base model's typical price; a category new in this window gets its own.
+        category_price = {**window.category_log_price, **base.vocabs.category_log_price}
         return Vocabularies(vocab_path, base.vocabs.wordpiece, ids, base.vocabs.price_log_mean,
-                            base.vocabs.price_log_std)
+                            base.vocabs.price_log_std, category_price)
     if config.init_checkpoint:
         from trainer.checkpoint import read_checkpoint_vocab
 
@@ -181,10 +330,10 @@ def _vocabularies(config: TrainConfig, window: data.WindowScan, base, work_dir: 
     vocab_lib.check_bert_vocab(wordpiece, "in use")
     ids = {
         f: vocab_lib.grow_id_vocab(["[UNK]"], window.id_counts[f], config.max_ids_per_feature)
-        for f in ID_FEATURES
+        for f in config.id_features()
     }
     return Vocabularies(_local_copy(wordpiece, work_dir), wordpiece, ids, window.price_log_mean,
-                        window.price_log_std)
+                        window.price_log_std, dict(window.category_log_price))
 
 
 def _local_copy(wordpiece: list[str], work_dir: str) -> str:
@@ -206,29 +355,35 @@ def _warmup_rows(patterns: list[str]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "request_id"} for r in page]
 
 
-def _bce():
-    return keras.losses.BinaryCrossentropy(from_logits=True)
-
-
 def _purchase_loss(config: TrainConfig):
     if config.loss == "bce":
-        return _bce()
+        return log_prob_bce
 
-    def mse_on_probability(y_true, logits):
-        return tf.reduce_mean(tf.square(tf.cast(y_true, tf.float32) - tf.sigmoid(logits)), axis=-1)
+    def mse_on_probability(y_true, log_p):
+        return tf.square(tf.cast(y_true, tf.float32) - tf.exp(log_p))
 
     return mse_on_probability
 
 
-def _with_soft_labels(ds: tf.data.Dataset, base_path: str, weight: float) -> tf.data.Dataset:
-    """Distillation: the purchase target becomes (1-w)*label + w*base model's probability."""
-    loaded = tf.saved_model.load(base_path)  # held by the closure: its variables must outlive map()
+def _with_soft_labels(ds: tf.data.Dataset, base: export.BaseModel, weight: float) -> tf.data.Dataset:
+    """Distillation: the purchase target becomes (1-w)*label + w*the base model's P(purchase).
 
-    def mix(features, labels):
-        teacher_score = loaded.signatures["serving_default"](**features)["score"]
+    The teacher's probability is of the impression as logged: its P(purchase | examined) times
+    its own P(examined | position) when it has a position tower, so label and soft label agree
+    on what they predict.
+    """
+    teacher = base.teacher_fn()  # held by the closure: its variables must outlive map()
+    examination = examination_table(base.weights)
+
+    def mix(features, labels, *weights):
+        raw = {k: v for k, v in features.items() if k != POSITION_KEY}
+        teacher_score = teacher(raw)
+        if examination is not None:
+            rows = tf.clip_by_value(features[POSITION_KEY], 1, examination.shape[0] - 1)
+            teacher_score = teacher_score * tf.gather(tf.sigmoid(tf.constant(examination)), rows)
         labels = dict(labels)
-        labels["purchase_logit"] = (1.0 - weight) * labels["purchase_logit"] + weight * teacher_score
-        return features, labels
+        labels[PURCHASE_OUTPUT] = (1.0 - weight) * labels[PURCHASE_OUTPUT] + weight * teacher_score
+        return (features, labels, *weights)
 
     return ds.map(mix)
 
@@ -249,6 +404,11 @@ def _log_hparams(log_dir: str, config: TrainConfig, facts: dict) -> None:
         "update_mode": config.update_mode,
         "replay_fraction": config.replay_fraction,
         "distill_weight": config.distill_weight,
+        "purchase_model": config.purchase_model,
+        "position_bias": config.position_bias,
+        "listwise_weight": config.listwise_weight,
+        "wide": config.wide,
+        "user_features": config.user_features,
         "num_layers": config.bert.num_layers,
         "hidden_size": config.bert.hidden_size,
         "warm_started": bool(facts["warm_started"]),

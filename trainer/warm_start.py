@@ -13,7 +13,6 @@ import dataclasses
 import numpy as np
 import tf_keras as keras
 
-from trainer.config import ID_FEATURES
 from trainer.model import Vocabularies
 
 
@@ -30,7 +29,9 @@ def restore_weights(
     base_vocabs: Vocabularies,
     vocabs: Vocabularies,
 ) -> WarmStartReport:
-    embedding_vars = {f"{feature}_embedding/embeddings:0": feature for feature in ID_FEATURES}
+    # Tables with a row per id: the deep part's embeddings and the wide part's biases.
+    embedding_vars = {f"{feature}_{kind}/embeddings:0": feature for feature in vocabs.ids
+                      for kind in ("embedding", "bias")}
     missing = sorted(set(base_weights) - {v.name for v in model.variables})
     if missing:
         raise ValueError(

@@ -12,11 +12,12 @@ from tests.helpers import EXPORT_ROWS
 
 @pytest.fixture(scope="session")
 def exported_ranker(tmp_path_factory):
-    """(export path, Keras core model): an untrained default TrainConfig ranker, warmup rows included."""
+    """(export path, Keras core model, position tower): an untrained default TrainConfig ranker,
+    warmup rows included."""
     from trainer import export
     from trainer import vocab as vocab_lib
     from trainer.config import TrainConfig
-    from trainer.model import Preprocessor, Vocabularies, build_core
+    from trainer.model import Preprocessor, Vocabularies, build_core, build_position_tower
 
     tmp = tmp_path_factory.mktemp("export")
     # The union of the two vocabularies the files used before they shared this export.
@@ -26,8 +27,9 @@ def exported_ranker(tmp_path_factory):
     vocabs = Vocabularies(str(tmp / "src" / "vocab.txt"), words, ids, 5.0, 1.5)
     config = TrainConfig()
     model = build_core(config, vocabs)
+    tower = build_position_tower(config)
     out = str(tmp / "model")
     warmup = [{k: EXPORT_ROWS[k][i] for k in EXPORT_ROWS} for i in range(2)]
     export.export_ranker(Preprocessor(config, vocabs), model, out, config, vocabs, {"train_examples": 12},
-                         warmup=warmup)
-    return out, model
+                         warmup=warmup, tower=tower)
+    return out, model, tower

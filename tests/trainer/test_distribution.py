@@ -105,8 +105,9 @@ def test_both_workers_finish(two_worker_run):
     for index, (proc, out) in enumerate(zip(procs, outputs, strict=True)):
         assert proc.returncode == 0, f"worker {index} exited {proc.returncode}:\n{out[-4000:]}"
     facts = [json.loads(out.split("FACTS ", 1)[1].splitlines()[0]) for out in outputs]
-    # The same global steps on both: 3 steps of the global batch of 8, split across the two.
-    assert facts[0]["examples_processed"] == facts[1]["examples_processed"] == 24
+    # The same global steps on both: 3 steps of a global batch of whole pages (batch size 8 over
+    # pages of 5 rows and two replicas: 2 pages, one per worker), 3 x 2 x 5 rows.
+    assert facts[0]["examples_processed"] == facts[1]["examples_processed"] == 30
     assert facts[0]["epochs_run"] == facts[1]["epochs_run"] == 1
 
 

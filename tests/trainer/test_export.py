@@ -25,7 +25,7 @@ def _examples():
 
 
 def test_signatures_agree_and_carry_tf_serving_method_names(exported):
-    path, _ = exported
+    path, _, _ = exported
     loaded = tf.saved_model.load(path)
     raw = {k: tf.constant(v) for k, v in ROWS.items()}
     score = loaded.signatures["serving_default"](**raw)["score"].numpy()
@@ -48,24 +48,26 @@ def test_signatures_agree_and_carry_tf_serving_method_names(exported):
 def test_served_score_is_what_the_trained_model_computes_eagerly(exported):
     """The signatures are traced without autograph (it made every export seconds slower); the
     servable must still compute exactly what the in-memory model computes in eager mode."""
-    from trainer.model import Preprocessor
+    from trainer.model import Preprocessor, purchase_probability
 
-    path, model = exported
+    path, model, _ = exported
     base = export.load_base_model(path)
     raw = {k: tf.constant(v) for k, v in ROWS.items()}
-    eager = tf.sigmoid(model(Preprocessor(base.config, base.vocabs)(raw), training=False)["purchase_logit"])
+    eager = purchase_probability(model(Preprocessor(base.config, base.vocabs)(raw), training=False), base.config)
     served = tf.saved_model.load(path).signatures["serving_default"](**raw)["score"]
     np.testing.assert_allclose(served.numpy(), eager.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_base_model_reads_back_weights_vocabularies_and_facts(exported):
-    path, model = exported
+    path, model, tower = exported
     base = export.load_base_model(path)
     assert base.vocabs.wordpiece[:4] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
     assert base.vocabs.ids["product_id"] == ["[UNK]", "p1"]
     assert base.vocabs.price_log_mean == 5.0 and base.facts == {"train_examples": 12}
-    assert set(base.weights) == {v.name for v in model.variables}
-    for v in model.variables:
+    # The position tower is saved for the next warm start, though no signature reads it.
+    assert set(base.weights) == {v.name for v in model.variables + tower.variables}
+    assert any(name.startswith("position_bias/") for name in base.weights)
+    for v in model.variables + tower.variables:
         np.testing.assert_array_equal(base.weights[v.name], v.numpy())
 
 
@@ -77,7 +79,7 @@ def test_a_foreign_model_is_refused_with_the_fix(tmp_path):
 def test_warmup_requests_ship_with_the_version(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    path, _ = exported
+    path, _, _ = exported
     logs = []
     for record in tf.data.TFRecordDataset(f"{path}/assets.extra/tf_serving_warmup_requests"):
         log = prediction_log_pb2.PredictionLog()

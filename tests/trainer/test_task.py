@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import write_examples
-from trainer import data
+from trainer import data, export
 from trainer.config import TrainConfig
+from trainer.model import examination_table
 from trainer.task import _with_soft_labels, train
 
 TINY = {
@@ -38,16 +39,21 @@ def base(tmp_path_factory):
 def test_soft_labels_mix_the_label_with_the_teachers_probability(base):
     _, base_path, (poisoned_train, _), _ = base
     raw = data.make_dataset([poisoned_train], 16, shuffle=False, seed=0)
-    mixed = _with_soft_labels(raw, base_path, weight=0.4)
+    base_model = export.load_base_model(base_path)
+    mixed = _with_soft_labels(raw, base_model, weight=0.4)
     teacher = tf.saved_model.load(base_path).signatures["serving_default"]
     (features, labels), (features_m, labels_m) = next(iter(raw)), next(iter(mixed))
-    expected = 0.6 * labels["purchase_logit"].numpy() + 0.4 * teacher(**features)["score"].numpy()
-    np.testing.assert_allclose(labels_m["purchase_logit"].numpy(), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(labels_m["click_logit"].numpy(), labels["click_logit"].numpy())
+    served = teacher(**_served_inputs(features))["score"].numpy()
+    # The soft label is the teacher's probability of the impression as logged: its P(purchase |
+    # examined) times its own P(examined | position).
+    examined = 1.0 / (1.0 + np.exp(-examination_table(base_model.weights)[features["position"].numpy()]))
+    expected = 0.6 * labels["purchase"].numpy() + 0.4 * served * examined
+    np.testing.assert_allclose(labels_m["purchase"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(labels_m["click"].numpy(), labels["click"].numpy())
     for name, value in features.items():
         np.testing.assert_array_equal(features_m[name].numpy(), value.numpy())
     # The teacher is a model, not a constant: its probabilities vary across the batch.
-    assert np.ptp(expected - 0.6 * labels["purchase_logit"].numpy()) > 1e-3
+    assert np.ptp(expected - 0.6 * labels["purchase"].numpy()) > 1e-3
 
 
 def test_distillation_holds_an_update_near_the_teacher_on_poisoned_labels(base):
@@ -69,5 +75,11 @@ def test_distillation_holds_an_update_near_the_teacher_on_poisoned_labels(base):
 
 def _score(model_path: str, pattern: str) -> np.ndarray:
     serve = tf.saved_model.load(model_path).signatures["serving_default"]
-    out = [serve(**features)["score"].numpy() for features, _ in data.make_dataset([pattern], 64, False, 0)]
+    out = [serve(**_served_inputs(features))["score"].numpy()
+           for features, _ in data.make_dataset([pattern], 64, False, 0)]
     return np.concatenate(out)
+
+
+def _served_inputs(features: dict) -> dict:
+    """What a logged batch shares with the serving signature: no position, no user (logged only)."""
+    return {k: v for k, v in features.items() if k not in ("position", "user_id")}

@@ -42,8 +42,11 @@ def test_known_ids_keep_rows_new_ids_get_fresh_rows(tmp_path):
     np.testing.assert_array_equal(table[4:], fresh[4:])  # p9, p4 keep their fresh init
     assert not any(np.allclose(table[4], row) for row in old_table)
     assert report.remapped_rows["product_id"] == 4 and report.new_ids["product_id"] == 2
+    bias = _weights(new)["product_id_bias/embeddings:0"]  # the wide part's per-id table follows ids too
+    np.testing.assert_array_equal(bias[:4], base["product_id_bias/embeddings:0"][:4])
+    np.testing.assert_array_equal(bias[4:], 0.0)
     for name, value in base.items():
-        if "embedding/embeddings" not in name:
+        if "embedding/embeddings" not in name and "_bias/embeddings" not in name:
             np.testing.assert_array_equal(_weights(new)[name], value, err_msg=name)
     assert report.restored == len(new.variables)
 
@@ -68,3 +71,26 @@ def test_architecture_change_names_the_variable(tmp_path):
     wider = TrainConfig(head_hidden_size=32)
     with pytest.raises(ValueError, match=r"head/dense/kernel.*from-scratch"):
         restore_weights(build_core(wider, vocabs), base, vocabs, vocabs)
+
+
+def test_user_rows_survive_warm_start_by_id(tmp_path):
+    """With user features, shoppers are an id feature like products: a returning user keeps the
+    row learned for them, wherever the grown vocabulary puts them."""
+    config = TrainConfig(user_features=True)
+    old_vocabs = _vocabs(tmp_path, ["p1"])
+    old_vocabs.ids["user_id"] = ["[UNK]", "u000001", "u000002"]
+    old = build_core(config, old_vocabs)
+    rng = np.random.default_rng(1)
+    for v in old.variables:
+        v.assign(rng.normal(size=v.shape).astype(np.float32))
+    base = _weights(old)
+    new_vocabs = _vocabs(tmp_path, ["p1"])
+    new_vocabs.ids["user_id"] = ["[UNK]", "u000002", "u000009", "u000001"]
+    new = build_core(config, new_vocabs)
+    fresh = _weights(new)["user_id_embedding/embeddings:0"].copy()
+    report = restore_weights(new, base, old_vocabs, new_vocabs)
+    table, old_table = _weights(new)["user_id_embedding/embeddings:0"], base["user_id_embedding/embeddings:0"]
+    np.testing.assert_array_equal(table[1], old_table[2])  # u000002
+    np.testing.assert_array_equal(table[3], old_table[1])  # u000001
+    np.testing.assert_array_equal(table[2], fresh[2])  # u000009: new, fresh row
+    assert report.remapped_rows["user_id"] == 3 and report.new_ids["user_id"] == 1
