@@ -69,7 +69,10 @@ def _train_options(f):
         click.option("--distill-weight", type=click.FloatRange(min=0.0),
                      help="Weight of the base model's scores as soft labels."),
         click.option("--init-checkpoint", type=click.Path(exists=True, file_okay=False),
-                     help="Google BERT checkpoint directory (bert_config.json, vocab.txt, bert_model.ckpt.*)."),
+                     help="Pretrained BERT directory: Hugging Face (config.json, model.safetensors, vocab.txt) "
+                          "or Google (bert_config.json, vocab.txt, bert_model.ckpt.*)."),
+        click.option("--init-layers", type=click.IntRange(min=1),
+                     help="Keep only the bottom K encoder layers of --init-checkpoint (default: all)."),
         click.option("--distribution", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"])),
         click.option("--train-config", type=click.Path(exists=True, dir_okay=False),
                      help="JSON file of trainer settings (flags override it)."),
@@ -82,7 +85,7 @@ def _train_options(f):
 def _train_config(kwargs: dict):
     """Pops the trainer flags out of a command's kwargs and builds the TrainConfig."""
     keys = ("epochs", "batch_size", "learning_rate", "warm_start_learning_rate", "update_mode",
-            "replay_fraction", "distill_weight", "init_checkpoint", "distribution")
+            "replay_fraction", "distill_weight", "init_checkpoint", "init_layers", "distribution")
     path = kwargs.pop("train_config", None)
     return load_train_config(path, {key: kwargs.pop(key, None) for key in keys})
 
@@ -186,7 +189,9 @@ def _run(config) -> int:
 @click.option("--top", type=click.IntRange(min=1), help="Print only the best K.")
 @click.option("--model-name", default="ranker", show_default=True)
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1))
-def rank(server, query, candidates, top, model_name, timeout) -> None:
+@click.option("--user-id", help="Who is searching; only for a model trained with user features (it takes a "
+                                "user_id input, other models refuse one).")
+def rank(server, query, candidates, top, model_name, timeout, user_id) -> None:
     """Rank candidates for a query with one gRPC Predict to a served model."""
     from serving.client import RankError, format_ranking, read_candidates_csv
     from serving.client import rank as rank_candidates
@@ -196,7 +201,7 @@ def rank(server, query, candidates, top, model_name, timeout) -> None:
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     try:
-        ranked = rank_candidates(server, query, rows, model_name=model_name, timeout=timeout)
+        ranked = rank_candidates(server, query, rows, model_name=model_name, timeout=timeout, user_id=user_id)
     except RankError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_FAILED)
@@ -286,6 +291,11 @@ def demo(days, home, requests_per_day, seed) -> None:
                    f"output are in {log_path}", err=True)
         sys.exit(EXIT_FAILED)
     md, png = write_report(home, records)
+    from freshrank.report import summary_line
+
+    model_days = [r for r in records if r["ranked_by"] and r.get("expected")]
+    if model_days:
+        click.echo(summary_line(model_days))
     click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to "
                f"{os.path.join(home, 'serving', 'ranker')}; report {md} and {png}")
 

@@ -164,11 +164,15 @@ class ModelServerProcess:
 
     # -- ranking ------------------------------------------------------------------------
 
-    def score(self, query: str, candidates: Sequence[dict], timeout: float = 30.0) -> tuple[list[float], int]:
-        """One Predict for all of a search's candidates: (scores in input order, version that served)."""
+    def score(self, query: str, candidates: Sequence[dict], timeout: float = 30.0,
+              user_id: str | None = None) -> tuple[list[float], int]:
+        """One Predict for all of a search's candidates: (scores in input order, version that served).
+
+        `user_id` only for a model trained with user features (its signature takes one).
+        """
         import grpc
 
-        request = build_predict_request(query, list(candidates), self.model_name)
+        request = build_predict_request(query, list(candidates), self.model_name, user_id=user_id)
         try:
             response = self._stubs()[0].Predict(request, timeout=timeout)
         except grpc.RpcError as error:
@@ -176,17 +180,16 @@ class ModelServerProcess:
                             f"{error.code().name}: {error.details()}") from error
         return scores_from_response(response, len(candidates)), int(response.model_spec.version.value)
 
-    def rank_many(self, searches: Sequence[tuple[str, Sequence[dict]]], workers: int = 4
-                  ) -> list[tuple[list[str], int]]:
-        """Ranks (query, candidates) pairs concurrently: (product ids best first, version) per search.
+    def rank_many(self, searches: Sequence[tuple], workers: int = 4) -> list[tuple[list[str], int]]:
+        """Ranks (query, candidates[, user_id]) searches concurrently: (product ids best first, version) each.
 
         Ties keep the input (retrieval) order, as `serving.client.rank` does.
         """
         self._check_alive()
 
-        def one(item: tuple[str, Sequence[dict]]) -> tuple[list[str], int]:
-            query, candidates = item
-            scores, version = self.score(query, candidates)
+        def one(item: tuple) -> tuple[list[str], int]:
+            query, candidates, *user = item
+            scores, version = self.score(query, candidates, user_id=user[0] if user else None)
             order = sorted(range(len(candidates)), key=lambda i: -scores[i])
             return [candidates[i]["product_id"] for i in order], version
 

@@ -20,6 +20,7 @@ from typing import Any
 
 CANDIDATE_COLUMNS = ("product_id", "title", "brand", "category", "price")
 STRING_INPUTS = ("title", "brand", "category", "product_id")
+USER_INPUT = "user_id"
 SCORE_OUTPUT = "score"
 WARMUP_RELATIVE_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -66,8 +67,12 @@ def read_candidates_csv(path: str | os.PathLike) -> list[dict]:
 
 
 def build_predict_request(query: str, candidates: Sequence[dict], model_name: str,
-                          signature: str = "serving_default") -> Any:
-    """One PredictRequest scoring every candidate against the query (batch = candidates)."""
+                          signature: str = "serving_default", user_id: str | None = None) -> Any:
+    """One PredictRequest scoring every candidate against the query (batch = candidates).
+
+    `user_id`: who is searching, for models trained with user features (their signature takes a
+    `user_id` input; other models refuse one).
+    """
     import numpy as np
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -82,6 +87,9 @@ def build_predict_request(query: str, candidates: Sequence[dict], model_name: st
         values = [str(c[column]).encode("utf-8") for c in candidates]
         request.inputs[column].CopyFrom(
             tf.make_tensor_proto(values, dtype=tf.string, shape=[count]))
+    if user_id is not None:
+        request.inputs[USER_INPUT].CopyFrom(
+            tf.make_tensor_proto([user_id.encode("utf-8")] * count, dtype=tf.string, shape=[count]))
     prices = np.asarray([float(c["price"]) for c in candidates], dtype=np.float32)
     request.inputs["price"].CopyFrom(tf.make_tensor_proto(prices, shape=[count]))
     return request
@@ -105,7 +113,7 @@ def scores_from_response(response: Any, expected: int) -> list[float]:
 
 def rank(server: str, query: str, candidates: list[dict], model_name: str = "ranker",
          signature: str = "serving_default", timeout: float = 10.0,
-         credentials: Any = None) -> list[tuple[dict, float]]:
+         credentials: Any = None, user_id: str | None = None) -> list[tuple[dict, float]]:
     """Scores all candidates with one Predict call; returns (candidate, score), best first.
 
     `credentials` (grpc.ChannelCredentials) selects a TLS channel; ties keep input order.
@@ -115,7 +123,7 @@ def rank(server: str, query: str, candidates: list[dict], model_name: str = "ran
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    request = build_predict_request(query, candidates, model_name, signature)
+    request = build_predict_request(query, candidates, model_name, signature, user_id=user_id)
     options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
     channel = (grpc.secure_channel(server, credentials, options=options) if credentials
@@ -147,7 +155,7 @@ def format_ranking(ranked: Iterable[tuple[dict, float]], top: int | None = None)
 
 
 def write_warmup_requests(version_dir: str | os.PathLike, examples: list[dict],
-                          model_name: str, signature: str = "serving_default") -> str:
+                          model_name: str, signature: str = "serving_default", with_user: bool = False) -> str:
     """Writes `<version_dir>/assets.extra/tf_serving_warmup_requests` and returns its path.
 
     Each example is a dict with `query` plus the candidate columns. Two PredictLog records are
@@ -175,8 +183,9 @@ def write_warmup_requests(version_dir: str | os.PathLike, examples: list[dict],
             for query in dict.fromkeys(e["query"] for e in batch):
                 same_query = [e for e in batch if e["query"] == query]
                 log = prediction_log_pb2.PredictionLog()
+                user = str(same_query[0].get(USER_INPUT, "")) if with_user else None
                 log.predict_log.request.CopyFrom(
-                    build_predict_request(query, same_query, model_name, signature))
+                    build_predict_request(query, same_query, model_name, signature, user_id=user))
                 writer.write(log.SerializeToString())
     os.replace(tmp_path, path)
     return path

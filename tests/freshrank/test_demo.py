@@ -64,6 +64,12 @@ def test_served_day_shows_shoppers_the_servers_order(server, market, tmp_path):
     page = sorted(pages[search.request_id], key=lambda r: r["position"])
     assert market.respond(search, [r["product_id"] for r in page]) == page
     assert traffic.purchases == sum(r["purchased"] for r in traffic.rows)
+    # The day's exact counterfactual: the served order against legacy and the best order.
+    exact = market.expected_outcomes(market.searches(DAY, 12),
+                                     [[r["product_id"] for r in sorted(p, key=lambda r: r["position"])]
+                                      for p in pages.values()])
+    assert traffic.comparison.model_per_100 == pytest.approx(exact.per_100())
+    assert traffic.comparison.legacy_per_100 <= traffic.comparison.oracle_per_100
 
     landed = land_span(str(tmp_path / "data"), DAY, traffic.rows)
     folder = tmp_path / "data" / DAY.isoformat()
@@ -100,7 +106,10 @@ def test_the_server_is_stopped_on_exit(tmp_path):
 def test_day_line_has_every_column():
     record = {"span": "2026-11-02", "train_examples": 5820, "warm_started_from": 17, "auc": 0.61,
               "ndcg@10": 0.57, "blessed": False, "ranked_by": 17, "serving_now": 17,
-              "purchases_per_100": 22.2, "legacy_purchases_per_100": 27.0, "minutes_to_available": None}
+              "purchases_per_100": 22.2, "legacy_purchases_per_100": 27.0, "minutes_to_available": None,
+              "expected": {"model_per_100": 29.04, "legacy_per_100": 26.0, "oracle_per_100": 38.0,
+                           "gap_share": 0.253, "diff_ci": [1.5, 4.25]}}
     line = format_line(record)
     assert len(line.split()) == len(header().split()) - 3  # "train ex", "warm from", "ranked by": two words
     assert line.split()[:6] == ["2026-11-02", "5820", "17", "0.610", "0.570", "no"]
+    assert line.split()[8:] == ["29.0", "26.0", "38.0", "25%", "[+1.50,+4.25]", "-"]
