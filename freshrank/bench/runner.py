@@ -12,6 +12,12 @@ candidate's AUC must reach `min_auc` and neither its AUC nor its NDCG@10 may fal
 have been blessed but, to measure each strategy itself, continues every strategy from its own
 latest model either way. Forgetting is NDCG@10 on a fixed holdout (span 1's test split, never
 trained on) of the first model minus that of the strategy's final model.
+
+The headline is counterfactual (freshrank/counterfactual.py): each model orders the next span's
+searches, and the market's own probabilities give the expected purchases per 100 searches of that
+order, of the legacy order and of the best possible order of the same pages, the share of the gap
+captured and a paired bootstrap interval. NDCG/AUC are measured on the logged pages, which the
+legacy ranking ordered, and stay beside it.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from freshrank import counterfactual
 from freshrank.bench import metrics
 from freshrank.bench.scoring import Scored, Scorer
 from freshrank.bench.strategies import STRATEGIES, Strategy, strategies
@@ -67,10 +74,12 @@ class _Model:
     next_all: Scored  # the next span, all splits: progressive validation
     next_test: Scored  # the next span's test split: the baseline when the next update is blessed
     holdout: float  # NDCG@10 on the first span's test split
+    next_expected: counterfactual.Comparison | None = None  # the next span's searches, exact
 
 
 @dataclasses.dataclass
 class _Tally:
+    expected: list[counterfactual.Comparison] = dataclasses.field(default_factory=list)
     ndcg: list[float] = dataclasses.field(default_factory=list)
     auc: list[float] = dataclasses.field(default_factory=list)
     holdout: list[float] = dataclasses.field(default_factory=list)
@@ -97,6 +106,17 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
                          settings.drift, progress=lambda line: say("  " + line))
     holdout = spans[0].files("test")
     plan = strategies(settings.replay_fraction, settings.distill_weight)
+    from freshrank.market import Market
+
+    market = Market(seed=settings.seed, market_start=BENCH_START, drift=settings.drift)
+    searches = {s.date: market.searches(datetime.date.fromisoformat(s.date), settings.requests_per_day)
+                for s in spans}
+
+    def expected(scorer: Scorer, span: StreamSpan) -> counterfactual.Comparison:
+        """The model's order of `span`'s searches against legacy and the best order, exactly."""
+        pages = searches[span.date]
+        scores = counterfactual.score_searches(pages, scorer.score_columns)
+        return counterfactual.compare(market, pages, counterfactual.rank_by_scores(pages, scores))
 
     def fit(strategy: Strategy, t: int, base: str | None) -> tuple[str, dict, int]:
         """Trains `strategy`'s model through span t (0-based); returns (export, facts, window size)."""
@@ -112,12 +132,14 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
     first_path, first_facts, _ = fit(Strategy("initial", warm=False), 0, None)
     first_scorer = Scorer(first_path)
     first = _score(first_scorer, first_path, spans[0], spans[1], holdout)
-    say(f"  first model (span {spans[0].date}): next-span {_line(first.next_all)}, "
+    first.next_expected = expected(first_scorer, spans[1])
+    say(f"  first model (span {spans[0].date}): next span {first.next_expected.line()}; logged {_line(first.next_all)}, "
         f"holdout NDCG@10 {first.holdout:.3f}, {first_facts['train_seconds']:.0f}s")
 
     tallies = {name: _Tally() for name in STRATEGIES}
     for t in range(1, settings.days - 1):
         _record(tallies["static"], Scored.concat(_score_splits(first_scorer, spans[t + 1]).values()))
+        tallies["static"].expected.append(expected(first_scorer, spans[t + 1]))
     tallies["static"].holdout.append(first.holdout)
     del first_scorer
 
@@ -131,13 +153,17 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
             tally.train_seconds += float(facts["train_seconds"])
             tally.train_examples += int(facts["examples_processed"])
             tally.window_examples += window_examples
-            model = _score(Scorer(path), path, spans[t], spans[t + 1], holdout)
+            scorer = Scorer(path)
+            model = _score(scorer, path, spans[t], spans[t + 1], holdout)
+            model.next_expected = expected(scorer, spans[t + 1])
+            tally.expected.append(model.next_expected)
             blessed = blesses(model.current_test, previous.next_test, settings.min_auc, settings.bless_tolerance)
             tally.blessed += int(blessed)
             tally.updates += 1
             _record(tally, model.next_all)
             tally.holdout.append(model.holdout)
-            say(f"  {name:<19} through {spans[t].date}: next-span {_line(model.next_all)}, "
+            say(f"  {name:<19} through {spans[t].date}: next span {model.next_expected.line()}; "
+                f"logged {_line(model.next_all)}, "
                 f"blessed {'yes' if blessed else 'no '}, {facts['examples_processed']} examples, "
                 f"fit {facts['train_seconds']:.0f}s, update {time.time() - clock:.0f}s")
             previous = model
@@ -189,7 +215,13 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
     first_next = metrics.evaluate(first.next_all.groups, first.next_all.labels, first.next_all.scores)
     out: dict = {"strategies": {}, "series": {}}
     for name, tally in tallies.items():
+        cf = counterfactual.mean_comparison(tally.expected)
         out["strategies"][name] = {
+            "mean_expected_purchases_per_100": cf.get("mean_model_per_100", math.nan),
+            "mean_legacy_purchases_per_100": cf.get("mean_legacy_per_100", math.nan),
+            "mean_oracle_purchases_per_100": cf.get("mean_oracle_per_100", math.nan),
+            "mean_gap_share": cf.get("mean_gap_share", math.nan),
+            "updates_above_legacy": cf.get("days_above_legacy", 0),
             "mean_ndcg@10": _mean(tally.ndcg),
             "last_ndcg@10": round(tally.ndcg[-1], 5),
             "mean_auc": _mean(tally.auc),
@@ -201,7 +233,8 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
             "window_examples": tally.window_examples,
             "update_seconds": round(tally.update_seconds, 2),
         }
-        out["series"][name] = {"ndcg@10": [round(v, 5) for v in tally.ndcg],
+        out["series"][name] = {"expected": [c.to_json() for c in tally.expected],
+                               "ndcg@10": [round(v, 5) for v in tally.ndcg],
                                "auc": [round(v, 5) for v in tally.auc],
                                "holdout_ndcg@10": [round(v, 5) for v in tally.holdout]}
     settings_json = dataclasses.asdict(settings)
@@ -210,7 +243,8 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
     out["settings"] = settings_json
     out["spans"] = [{"date": s.date, "examples": s.num_examples} for s in spans]
     out["scored_spans"] = [s.date for s in spans[2:]]
-    out["first_model"] = {"next_span_ndcg@10": round(first_next["ndcg@10"], 5),
+    out["first_model"] = {"next_span_expected": first.next_expected.to_json() if first.next_expected else None,
+                          "next_span_ndcg@10": round(first_next["ndcg@10"], 5),
                           "next_span_auc": round(first_next["auc"], 5),
                           "holdout_ndcg@10": round(first.holdout, 5)}
     out["goals"] = goals(out["strategies"])

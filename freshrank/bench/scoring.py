@@ -32,6 +32,15 @@ class Scorer:
         self._fn = self._loaded.signatures["serving_default"]
         self.batch_size = batch_size
 
+    def score_columns(self, columns: dict[str, list]):
+        """The served score of raw feature columns (as `freshrank.counterfactual.score_searches` passes them)."""
+        import tensorflow as tf
+
+        names = set(self._fn.structured_input_signature[1])
+        feeds = {k: tf.constant(v, dtype=tf.float32 if k == PRICE_FEATURE else tf.string)
+                 for k, v in columns.items() if k in names}
+        return self._fn(**feeds)["score"].numpy()
+
     def score(self, patterns: list[str]) -> Scored:
         import tensorflow as tf
 

@@ -73,9 +73,9 @@ def write_span_records(uri: str, date: str, rows: list[list]) -> StreamSpan:
             os.makedirs(os.path.join(uri, f"Split-{split}"), exist_ok=True)
             writers[split] = tf.io.TFRecordWriter(os.path.join(uri, f"Split-{split}", FILE_NAME),
                                                   options="GZIP")
-        for rid, _, _, query, pid, title, brand, category, price, _, clicked, purchased in rows:
-            split = split_of(str(rid))
-            writers[split].write(_example(rid, query, pid, title, brand, category, price, clicked, purchased))
+        for row in rows:
+            split = split_of(str(row[0]))
+            writers[split].write(example_bytes(row))
             counts[split] += 1
     finally:
         for writer in writers.values():
@@ -83,17 +83,25 @@ def write_span_records(uri: str, date: str, rows: list[list]) -> StreamSpan:
     return StreamSpan(date, uri, counts)
 
 
-def _example(rid, query, pid, title, brand, category, price, clicked, purchased) -> bytes:
+def example_bytes(row: list) -> bytes:
+    """One market row (SPAN_COLUMNS order) as the tf.Example CsvExampleGen makes of its CSV line.
+
+    Every column travels, typed as ExampleGen infers it: ids and text as bytes, `price` as float,
+    `position`, `clicked` and `purchased` as int64.
+    """
     import tensorflow as tf
 
-    def text(value) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode("utf-8")]))
+    from freshrank.market import SPAN_COLUMNS
 
-    def integer(value) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-
-    feature = {"request_id": text(rid), "query": text(query), "product_id": text(pid), "title": text(title),
-               "brand": text(brand), "category": text(category),
-               "price": tf.train.Feature(float_list=tf.train.FloatList(value=[float(price)])),
-               "clicked": integer(clicked), "purchased": integer(purchased)}
+    feature = {}
+    for name, value in zip(SPAN_COLUMNS, row, strict=True):
+        if name == "price":
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+        elif name in _INT_COLUMNS:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        else:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode("utf-8")]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+_INT_COLUMNS = ("position", "clicked", "purchased")

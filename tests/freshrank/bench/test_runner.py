@@ -29,6 +29,14 @@ def test_tiny_bench_writes_all_six_strategies(tmp_path):
                             "train_examples", "blessed_updates"}, name
         assert 0.0 <= row["mean_ndcg@10"] <= 1.0 and 0.0 <= row["mean_auc"] <= 1.0, (name, row)
         assert 0 <= row["blessed_updates"] <= row["updates"]
+        # The counterfactual headline: every strategy's order of the same next-span searches, exactly.
+        assert row["mean_legacy_purchases_per_100"] < row["mean_oracle_purchases_per_100"], (name, row)
+        assert row["mean_expected_purchases_per_100"] <= row["mean_oracle_purchases_per_100"] + 1e-9
+        assert row["mean_gap_share"] == pytest.approx(
+            (row["mean_expected_purchases_per_100"] - row["mean_legacy_purchases_per_100"])
+            / (row["mean_oracle_purchases_per_100"] - row["mean_legacy_purchases_per_100"]), abs=1e-3)
+    legacy = {table[n]["mean_legacy_purchases_per_100"] for n in table}
+    assert len(legacy) == 1, "every strategy is compared on the same pages"
     # Static never trains again and cannot forget; updating strategies did train.
     assert table["static"]["train_examples"] == 0
     assert table["static"]["forgetting"] == 0.0 or math.isnan(table["static"]["forgetting"])
@@ -44,6 +52,7 @@ def test_tiny_bench_writes_all_six_strategies(tmp_path):
     assert loaded["scored_spans"] == [loaded["spans"][2]["date"]]
     assert set(loaded["goals"]) == {"warm_start_matches_full_retrain_at_quarter_compute",
                                     "every_update_strategy_5pct_above_static", "replay_or_distill_halves_forgetting"}
-    assert "| warm_start_distill |" in open(paths[1], encoding="utf-8").read()
+    report = open(paths[1], encoding="utf-8").read()
+    assert "| warm_start_distill |" in report and "mean_gap_share" in report
     with open(paths[2], "rb") as f:
         assert f.read(4) == b"\x89PNG"
