@@ -93,11 +93,13 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     batch_size: int = 64
     epochs: int = 3
+    warm_start_epochs: int | None = None  # passes of a warm-started update; None: `epochs`
     early_stopping_patience: int = 2
-    # What early stopping watches on the eval split: "loss" (purchase + weighted click log-loss:
-    # every impression counts) or "auc" (purchase AUC: a small span's eval split holds a few
-    # dozen purchases, so it moves by +-0.04 between equally good epochs).
-    early_stopping_metric: str = "loss"
+    # What early stopping watches on the eval split: "purchase" (the purchase objective: pointwise
+    # plus listwise purchase loss; the served score is the purchase probability), "loss" (that plus
+    # the weighted click terms: click memorisation, fastest to overfit, then decides) or "auc"
+    # (purchase AUC: a small span's eval split holds a few dozen purchases, +-0.04 of noise).
+    early_stopping_metric: str = "purchase"
     steps_per_epoch: int | None = None  # None: one pass over the training split
     # Incremental update.
     update_mode: str = "full"  # "full" or "partial" (embeddings and lower layers frozen)
@@ -147,8 +149,9 @@ class TrainConfig:
             problems.append(f"purchase_model must be one of {PURCHASE_MODELS}, got {self.purchase_model!r}")
         if self.position_bias not in POSITION_BIAS_MODES:
             problems.append(f"position_bias must be one of {POSITION_BIAS_MODES}, got {self.position_bias!r}")
-        if self.early_stopping_metric not in ("loss", "auc"):
-            problems.append(f"early_stopping_metric must be 'loss' or 'auc', got {self.early_stopping_metric!r}")
+        if self.early_stopping_metric not in ("purchase", "loss", "auc"):
+            problems.append("early_stopping_metric must be 'purchase', 'loss' or 'auc', "
+                            f"got {self.early_stopping_metric!r}")
         if self.max_position < 1:
             problems.append(f"max_position must be >= 1, got {self.max_position}")
         if self.loss == "mse" and self.purchase_model == "ctcvr":
@@ -161,6 +164,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.replay_fraction <= 1.0:
             problems.append(f"replay_fraction must lie in [0, 1], got {self.replay_fraction}")
+        if self.warm_start_epochs is not None and self.warm_start_epochs < 1:
+            problems.append(f"warm_start_epochs must be >= 1, got {self.warm_start_epochs}")
         if self.batch_size < 1 or self.epochs < 1:
             problems.append("batch_size and epochs must be >= 1")
         if self.learning_rate <= 0 or self.warm_start_learning_rate <= 0:

@@ -154,6 +154,8 @@ def fit(
     strategy = make_strategy(config.distribution, config.tpu_address)
     window = data.scan(train_files)
     config = _architecture(config, base)
+    if base is not None and config.warm_start_epochs is not None:
+        config = dataclasses.replace(config, epochs=config.warm_start_epochs)
     scratch = tempfile.mkdtemp(prefix="freshrank-vocab-")  # the vocab file until export copies it
     vocabs = _vocabularies(config, window, base, scratch)
 
@@ -192,6 +194,7 @@ def fit(
         "update_mode": config.update_mode,
         "new_ids": report.new_ids if report else {f: len(vocabs.ids[f]) for f in config.id_features()},
         "val_auc": _last(history.history.get(VAL_AUC)),
+        "val_purchase_objective": _last(history.history.get(VAL_PURCHASE_OBJECTIVE)),
         "best_val_auc": max(history.history.get(VAL_AUC, [float("nan")])),
     }
     if log_dir and is_chief():  # workers share the run's log dir; one hparams entry and facts.json per run
@@ -201,6 +204,20 @@ def fit(
 
 
 VAL_AUC = f"val_{PURCHASE_OUTPUT}_auc"
+VAL_PURCHASE_OBJECTIVE = "val_purchase_objective"
+
+
+class _PurchaseObjective(keras.callbacks.Callback):
+    """Writes the eval split's purchase objective (pointwise + weighted listwise) into the epoch's logs."""
+
+    def __init__(self, listwise_weight: float):
+        super().__init__()
+        self.listwise_weight = listwise_weight
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and f"val_{PURCHASE_OUTPUT}_loss" in logs:
+            logs[VAL_PURCHASE_OBJECTIVE] = (logs[f"val_{PURCHASE_OUTPUT}_loss"]
+                                            + self.listwise_weight * logs.get(f"val_{PURCHASE_LIST_OUTPUT}_loss", 0.0))
 
 
 def _architecture(config: TrainConfig, base: export.BaseModel | None) -> TrainConfig:
@@ -257,12 +274,12 @@ def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, tr
     # With several replicas the last, smaller eval batch could not be split into whole pages: dropped.
     eval_ds = data.make_page_dataset(eval_files, pages_per_batch, list_size, shuffle=False, seed=config.seed,
                                      preprocess=preprocessor, drop_remainder=even_batches)
+    monitor, mode = {"auc": (VAL_AUC, "max"), "loss": ("val_loss", "min"),
+                     "purchase": (VAL_PURCHASE_OBJECTIVE, "min")}[config.early_stopping_metric]
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.EarlyStopping(
-            monitor=VAL_AUC if config.early_stopping_metric == "auc" else "val_loss",
-            mode="max" if config.early_stopping_metric == "auc" else "min",
-            patience=config.early_stopping_patience, restore_best_weights=True,
-        ),
+        _PurchaseObjective(config.listwise_weight),  # before EarlyStopping: it reads what this writes
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience,
+                                      restore_best_weights=True),
     ]
     if log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50, profile_batch=0,

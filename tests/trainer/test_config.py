@@ -19,6 +19,8 @@ def test_round_trip_through_json():
         ({"replay_fraction": 1.5}, "replay_fraction"),
         ({"bert": {"hidden_size": 30, "num_heads": 4}}, "divisible"),
         ({"distribution": "gpu"}, "distribution"),
+        ({"warm_start_epochs": 0}, "warm_start_epochs"),
+        ({"early_stopping_metric": "ndcg"}, "early_stopping_metric"),
     ],
 )
 def test_bad_settings_name_the_setting(raw, message):

@@ -83,3 +83,19 @@ def _score(model_path: str, pattern: str) -> np.ndarray:
 def _served_inputs(features: dict) -> dict:
     """What a logged batch shares with the serving signature: no position, no user (logged only)."""
     return {k: v for k, v in features.items() if k not in ("position", "user_id")}
+
+
+def test_a_warm_started_update_runs_warm_start_epochs_and_stops_on_the_purchase_objective(base):
+    """The update takes `warm_start_epochs` passes (the first model `epochs`), and the eval
+    split's purchase objective, which early stopping watches by default, is in the epoch logs."""
+    from trainer.task import fit
+
+    tmp, base_path, (poisoned_train, poisoned_eval), _ = base
+    config = TrainConfig.from_dict({**TINY, "epochs": 3, "warm_start_epochs": 1, "early_stopping_patience": 5})
+    assert config.early_stopping_metric == "purchase"
+    trained = fit(config, [poisoned_train], [poisoned_eval], None, export.load_base_model(base_path))
+    assert trained.facts["warm_started"] and trained.facts["epochs_run"] == 1
+    scratch = fit(config, [poisoned_train], [poisoned_eval], None, None)
+    assert scratch.facts["epochs_run"] == 3
+    objective = trained.facts["val_purchase_objective"]
+    assert np.isfinite(objective) and objective > 0
