@@ -86,7 +86,8 @@ def run_variant(name: str, overrides: dict, args, stream, work: str, say) -> dic
     if bert:
         config = dataclasses.replace(config, bert=dataclasses.replace(config.bert, **bert))
     config.validate()
-    market = Market(seed=args.seed, market_start=START, drift=args.drift)
+    start = datetime.date.fromisoformat(args.start)
+    market = Market(seed=args.seed, market_start=start, drift=args.drift)
     days = []
     previous = None
     first = history  # the index of the first day a model is trained through
@@ -97,7 +98,7 @@ def run_variant(name: str, overrides: dict, args, stream, work: str, say) -> dic
         trained = task.fit(config, train_files, stream[t].files("eval"), None,
                            previous.as_base() if previous is not None else None)
         seconds = time.time() - clock
-        nxt = START + datetime.timedelta(days=t + 1)
+        nxt = start + datetime.timedelta(days=t + 1)
         searches = market.searches(nxt, args.requests_per_day)
         scores = counterfactual.score_searches(searches, trained.score)
         result = counterfactual.compare(market, searches, counterfactual.rank_by_scores(searches, scores))
@@ -111,8 +112,8 @@ def run_variant(name: str, overrides: dict, args, stream, work: str, say) -> dic
 
     comps = [Comparison(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()
                            if k in Comparison.__dataclass_fields__}) for d in days]
-    return {"variant": name, "overrides": {**overrides, **harness}, "days": days,
-            **counterfactual.mean_comparison(comps)}
+    return {"variant": name, "overrides": {**overrides, **harness}, **counterfactual.mean_comparison(comps),
+            "per_day": days}
 
 
 def _window_files(members, newest, where: str, seed: int) -> list[str]:
@@ -133,7 +134,7 @@ def markdown(out: dict) -> str:
              "per day: gap share [95% CI of model - legacy] |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in out["results"]:
         days = "; ".join(f"{100 * d['gap_share']:.0f}% [{d['diff_ci'][0]:+.1f}, {d['diff_ci'][1]:+.1f}]"
-                         for d in r["days"])
+                         for d in r["per_day"])
         lines.append(f"| {r['variant']} | {r['mean_model_per_100']:.2f} | {r['mean_legacy_per_100']:.2f} | "
                      f"{r['mean_oracle_per_100']:.2f} | {100 * r['mean_gap_share']:.1f}% | "
                      f"{r['days_above_legacy']}/{r['days']} | {days} |")
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drift", default="mild", choices=("mild", "strong"))
+    parser.add_argument("--start", default=START.isoformat(), help="first day (the market starts then)")
     parser.add_argument("--days", type=int, default=5, help="days of scored models + 1")
     parser.add_argument("--requests-per-day", type=int, default=1000)
     parser.add_argument("--window", type=int, default=7)
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     history_max = max([int(o.get("history_days", args.history_days)) for _, o in variants])
     os.makedirs(args.out, exist_ok=True)
     started = time.time()
-    stream = write_stream(os.path.join(args.out, "stream"), START, args.days + history_max,
+    stream = write_stream(os.path.join(args.out, "stream"), datetime.date.fromisoformat(args.start),
+                          args.days + history_max,
                           args.requests_per_day, args.seed, args.drift)
     say = lambda line: print(line, flush=True)  # noqa: E731
     results = []
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"{name}: mean {r['mean_model_per_100']:.2f} vs legacy {r['mean_legacy_per_100']:.2f}, "
             f"oracle {r['mean_oracle_per_100']:.2f}; mean gap share {100 * r['mean_gap_share']:.1f}%, "
             f"{r['days_above_legacy']}/{r['days']} days above legacy (CI excludes 0)")
-    out = {"seed": args.seed, "drift": args.drift, "requests_per_day": args.requests_per_day,
+    out = {"seed": args.seed, "drift": args.drift, "start": args.start, "requests_per_day": args.requests_per_day,
            "window": args.window, "results": results, "wall_seconds": round(time.time() - started, 1)}
     with open(os.path.join(args.out, "ranking_quality.json"), "w") as f:
         json.dump(out, f, indent=1)
