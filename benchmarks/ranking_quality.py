@@ -88,7 +88,7 @@ def run_variant(name: str, overrides: dict, args, stream, work: str, say) -> dic
     config.validate()
     start = datetime.date.fromisoformat(args.start)
     market = Market(seed=args.seed, market_start=start, drift=args.drift)
-    days = []
+    days, comparisons = [], []
     previous = None
     first = history  # the index of the first day a model is trained through
     for t in range(first, len(stream) - 1):
@@ -102,17 +102,14 @@ def run_variant(name: str, overrides: dict, args, stream, work: str, say) -> dic
         searches = market.searches(nxt, args.requests_per_day)
         scores = counterfactual.score_searches(searches, trained.score)
         result = counterfactual.compare(market, searches, counterfactual.rank_by_scores(searches, scores))
+        comparisons.append(result)
         days.append({"trained_through": stream[t].date, "scored_on": nxt.isoformat(), **result.to_json(),
                      "fit_seconds": round(seconds, 1), "examples_processed": trained.facts["examples_processed"]})
         say(f"  {name:<28} through {stream[t].date}: {result.line()} [{seconds:.0f}s]")
         if previous is not None:
             shutil.rmtree(previous.vocab_dir, ignore_errors=True)
         previous = trained
-    from freshrank.counterfactual import Comparison
-
-    comps = [Comparison(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()
-                           if k in Comparison.__dataclass_fields__}) for d in days]
-    return {"variant": name, "overrides": {**overrides, **harness}, **counterfactual.mean_comparison(comps),
+    return {"variant": name, "overrides": {**overrides, **harness}, **counterfactual.mean_comparison(comparisons),
             "per_day": days}
 
 
