@@ -1,8 +1,15 @@
 """Shared test helpers: the CLI as a subprocess and its environment."""
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
+import re
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -62,3 +69,44 @@ EXPORT_ROWS = {
     "product_id": ["p1", "p-never-seen"],
     "price": [399.0, 1999.0],
 }
+
+
+@contextlib.contextmanager
+def serving_version(base_path: Path, log_path: Path, version: str, timeout: float = 180.0) -> Iterator[int]:
+    """freshrank-model-server on a free port, once it has loaded `version` of `base_path`; yields the port.
+
+    The CLI tests talk to the real server as a client would, so they wait for its own log line
+    rather than poking at internals; the server is stopped on the way out, also on failure.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(log_path, "w+") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "serving.main", f"--port={port}", "--model_name=ranker",
+             f"--model_base_path={base_path}", "--file_system_poll_wait_seconds=1"],
+            cwd=REPO, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                text = log_path.read_text()
+                if re.search(rf"Successfully loaded servable version .*{version}", text):
+                    break
+                assert server.poll() is None, text[-3000:]
+                time.sleep(0.5)
+            else:
+                raise AssertionError("server never loaded " + version + "\n" + log_path.read_text()[-3000:])
+            yield port
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def write_candidates(path: Path) -> None:
+    """Three candidates of different categories, Chinese and English in their titles (`freshrank rank` input)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["product_id", "title", "brand", "category", "price"])
+        writer.writerow(["p0000001", "Nike 耐克 跑鞋 running shoes 42码 black", "Nike", "shoes", "499.00"])
+        writer.writerow(["p0000002", "Apple 苹果 iPhone 手机 phone 256GB", "Apple", "phones", "6999.00"])
+        writer.writerow(["p0000003", "Lay's 乐事 薯片 chips 零食", "Lay's", "snacks", "12.50"])

@@ -11,7 +11,7 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from tests.helpers import FRESHRANK, REPO, subprocess_env
+from tests.helpers import FRESHRANK, REPO, serving_version, subprocess_env, write_candidates
 
 pytestmark = pytest.mark.e2e
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
@@ -114,37 +114,10 @@ def test_pushed_model_scores_chinese_and_english_queries_in_a_fresh_process(chai
 def test_served_pushed_model_ranks_through_the_cli(chain, tmp_path):
     """The newest pushed version, served by freshrank-model-server, ranks via `freshrank rank`."""
     home, records = chain
-    import csv
-    import re
-    import socket
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "w+")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "serving.main", f"--port={port}", "--model_name=ranker",
-         f"--model_base_path={home / 'serving' / 'ranker'}", "--file_system_poll_wait_seconds=1"],
-        cwd=REPO, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 180
-        version = str(records[-1]["pushed_version"])
-        while time.time() < deadline:
-            text = (tmp_path / "server.log").read_text()
-            if re.search(rf"Successfully loaded servable version .*{version}", text):
-                break
-            assert server.poll() is None, text[-3000:]
-            time.sleep(0.5)
-        else:
-            raise AssertionError("server never loaded " + version + "\n" + text[-3000:])
-        candidates = tmp_path / "candidates.csv"
-        with open(candidates, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["product_id", "title", "brand", "category", "price"])
-            writer.writerow(["p0000001", "Nike 耐克 跑鞋 running shoes 42码 black", "Nike", "shoes", "499.00"])
-            writer.writerow(["p0000002", "Apple 苹果 iPhone 手机 phone 256GB", "Apple", "phones", "6999.00"])
-            writer.writerow(["p0000003", "Lay's 乐事 薯片 chips 零食", "Lay's", "snacks", "12.50"])
+    candidates = tmp_path / "candidates.csv"
+    write_candidates(candidates)
+    version = str(records[-1]["pushed_version"])
+    with serving_version(home / "serving" / "ranker", tmp_path / "server.log", version) as port:
         result = _cli("rank", "--server", f"127.0.0.1:{port}", "--query", "跑步鞋 男",
                       "--candidates", str(candidates), "--top", "2")
         lines = result.stdout.strip().splitlines()
@@ -152,7 +125,3 @@ def test_served_pushed_model_ranks_through_the_cli(chain, tmp_path):
         assert len(lines) == 3  # header + top 2
         scores = [float(line.split()[1]) for line in lines[1:]]
         assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()

@@ -6,17 +6,12 @@ through the whole pipeline once; freshrank-model-server loads the pushed version
 """
 from __future__ import annotations
 
-import csv
 import json
-import re
-import socket
 import subprocess
-import sys
-import time
 
 import pytest
 
-from tests.helpers import FRESHRANK, REPO, subprocess_env
+from tests.helpers import FRESHRANK, REPO, serving_version, subprocess_env, write_candidates
 from tests.trainer.pretrained import MINILM_PIN, minilm_dir
 
 MINILM = minilm_dir()
@@ -52,40 +47,14 @@ def test_minilm_two_layers_trains_pushes_serves_and_ranks(tmp_path):
             bert["intermediate_size"]) == (30522, 384, 2, 12, 1536)
     assert info["train_config"]["init_layers"] == 2
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log_path = tmp_path / "server.log"
-    with open(log_path, "w+") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "serving.main", f"--port={port}", "--model_name=ranker",
-             f"--model_base_path={home / 'serving' / 'ranker'}", "--file_system_poll_wait_seconds=1"],
-            cwd=REPO, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 180
-            while time.time() < deadline:
-                text = log_path.read_text()
-                if re.search(rf"Successfully loaded servable version .*{version}", text):
-                    break
-                assert server.poll() is None, text[-3000:]
-                time.sleep(0.5)
-            else:
-                raise AssertionError("server never loaded " + version + "\n" + log_path.read_text()[-3000:])
-            candidates = tmp_path / "candidates.csv"
-            with open(candidates, "w", newline="", encoding="utf-8") as f:
-                writer = csv.writer(f)
-                writer.writerow(["product_id", "title", "brand", "category", "price"])
-                writer.writerow(["p0000001", "Nike 耐克 跑鞋 running shoes 42码 black", "Nike", "shoes", "499.00"])
-                writer.writerow(["p0000002", "Apple 苹果 iPhone 手机 phone 256GB", "Apple", "phones", "6999.00"])
-                writer.writerow(["p0000003", "Lay's 乐事 薯片 chips 零食", "Lay's", "snacks", "12.50"])
-            for query in ("跑步鞋 男", "running shoes"):
-                lines = _cli("rank", "--server", f"127.0.0.1:{port}", "--query", query,
-                             "--candidates", str(candidates)).stdout.strip().splitlines()
-                assert lines[0].split()[:3] == ["rank", "score", "product_id"]
-                assert len(lines) == 4, lines  # header + all three candidates
-                assert {line.split()[2] for line in lines[1:]} == {"p0000001", "p0000002", "p0000003"}
-                scores = [float(line.split()[1]) for line in lines[1:]]
-                assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores), lines
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    candidates = tmp_path / "candidates.csv"
+    write_candidates(candidates)
+    with serving_version(home / "serving" / "ranker", tmp_path / "server.log", version) as port:
+        for query in ("跑步鞋 男", "running shoes"):
+            lines = _cli("rank", "--server", f"127.0.0.1:{port}", "--query", query,
+                         "--candidates", str(candidates)).stdout.strip().splitlines()
+            assert lines[0].split()[:3] == ["rank", "score", "product_id"]
+            assert len(lines) == 4, lines  # header + all three candidates
+            assert {line.split()[2] for line in lines[1:]} == {"p0000001", "p0000002", "p0000003"}
+            scores = [float(line.split()[1]) for line in lines[1:]]
+            assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores), lines
