@@ -75,7 +75,7 @@ def main() -> None:
         return os.path.join(where, "model"), facts
 
     first, first_facts = fit(base_config, 0, None, "first")
-    first_holdout = _ndcg(Scorer(first).score(holdout))
+    first_holdout = _ndcg(Scorer.saved_model(first).score(holdout))
     print(f"first model: holdout NDCG@10 {first_holdout:.4f}, {first_facts['train_seconds']:.0f}s")
     results = {}
     for index, (name, overrides) in enumerate(VARIANTS.items()):
@@ -83,7 +83,7 @@ def main() -> None:
         previous, ndcg, auc, val_auc, seconds = first, [], [], [], 0.0
         for t in range(1, args.days - 1):
             previous, facts = fit(config, t, previous, f"variant-{index}")
-            scorer = Scorer(previous)
+            scorer = Scorer.saved_model(previous)
             nxt = Scored.concat([scorer.score(spans[t + 1].files(s)) for s in SPLITS])
             m = metrics.evaluate(nxt.groups, nxt.labels, nxt.scores)
             ndcg.append(m["ndcg@10"])
@@ -96,7 +96,7 @@ def main() -> None:
             "overrides": overrides,
             "mean_next_ndcg@10": round(statistics.mean(ndcg), 5),
             "mean_next_auc": round(statistics.mean(auc), 5),
-            "holdout_ndcg@10_after": round(_ndcg(Scorer(previous).score(holdout)), 5),
+            "holdout_ndcg@10_after": round(_ndcg(Scorer.saved_model(previous).score(holdout)), 5),
             "mean_best_val_auc": round(statistics.mean(val_auc), 5),
             "train_seconds": round(seconds, 1),
         }

@@ -29,6 +29,7 @@ USER_KEY = "user_id"
 
 PURCHASE_MODELS = ("ctcvr", "direct")
 POSITION_BIAS_MODES = ("tower", "none")
+WARM_START_SCHEDULES = ("warmup_decay", "decay", "constant")
 # What a model exported before these settings existed was: read back with these, it warm-starts.
 LEGACY_MODEL_SETTINGS = {"purchase_model": "direct", "position_bias": "none", "user_features": False,
                          "wide": False}
@@ -106,6 +107,13 @@ class TrainConfig:
     frozen_layers: int = 1  # in partial mode: encoder layers frozen from the bottom
     replay_fraction: float = 1.0  # share of each older window span replayed (window assembly)
     distill_weight: float = 0.0  # weight of the base model's predictions as soft labels
+    # A warm-started update's learning-rate schedule: "warmup_decay" (linear warm-up over
+    # `warmup_fraction` of the steps, then linear decay to zero), "decay" (no warm-up) or
+    # "constant" (the warm-start rate throughout).
+    warm_start_schedule: str = "warmup_decay"
+    # L2 pull toward the base model's weights (L2-SP, Li et al. 2018): anchor_weight x the sum of
+    # squared differences over the trainable weights restored from the base. 0 turns it off.
+    anchor_weight: float = 0.0
     # Vocabulary.
     vocab_size: int = 4000
     init_checkpoint: str | None = None
@@ -164,6 +172,11 @@ class TrainConfig:
             )
         if not 0.0 <= self.replay_fraction <= 1.0:
             problems.append(f"replay_fraction must lie in [0, 1], got {self.replay_fraction}")
+        if self.warm_start_schedule not in WARM_START_SCHEDULES:
+            problems.append(f"warm_start_schedule must be one of {WARM_START_SCHEDULES}, "
+                            f"got {self.warm_start_schedule!r}")
+        if self.anchor_weight < 0:
+            problems.append(f"anchor_weight must be >= 0, got {self.anchor_weight}")
         if self.warm_start_epochs is not None and self.warm_start_epochs < 1:
             problems.append(f"warm_start_epochs must be >= 1, got {self.warm_start_epochs}")
         if self.batch_size < 1 or self.epochs < 1:

@@ -32,6 +32,7 @@ from trainer.config import (
     TrainConfig,
 )
 from trainer.distribution import is_chief, make_strategy
+from trainer.flops import training_flops_per_example
 from trainer.model import (
     POSITION_TOWER,
     Preprocessor,
@@ -169,6 +170,8 @@ def fit(
 
             load_encoder_weights(core, config.init_checkpoint)
         trainable = apply_update_mode(core, config)
+        if base is not None and config.anchor_weight > 0:
+            _anchor_to_base(model, config.anchor_weight)
         list_size = window.list_size()
         # tf.distribute splits a global batch evenly across replicas: whole pages per replica.
         replicas = strategy.num_replicas_in_sync
@@ -184,6 +187,7 @@ def fit(
         "train_pages": window.num_pages,
         "list_size": list_size,
         "examples_processed": len(history.epoch) * steps_per_epoch * pages_per_batch * list_size,
+        "train_flops_per_example": training_flops_per_example(core, config),
         "epochs_run": len(history.epoch),
         "train_seconds": round(history.seconds, 3),
         "total_seconds": round(time.time() - started, 3),
@@ -197,6 +201,7 @@ def fit(
         "val_purchase_objective": _last(history.history.get(VAL_PURCHASE_OBJECTIVE)),
         "best_val_auc": max(history.history.get(VAL_AUC, [float("nan")])),
     }
+    facts["train_flops"] = facts["examples_processed"] * facts["train_flops_per_example"]["total"]
     if log_dir and is_chief():  # workers share the run's log dir; one hparams entry and facts.json per run
         _log_hparams(log_dir, config, facts)
     log.info("trained on %d examples in %.1fs", window.num_examples, history.seconds)
@@ -237,7 +242,12 @@ def _architecture(config: TrainConfig, base: export.BaseModel | None) -> TrainCo
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm: bool, list_size: int) -> None:
     peak = config.warm_start_learning_rate if warm else config.learning_rate
     total_steps = steps_per_epoch * config.epochs
-    schedule = WarmupLinearDecay(peak, total_steps, int(total_steps * config.warmup_fraction))
+    kind = config.warm_start_schedule if warm else "warmup_decay"
+    if kind == "constant":
+        schedule = peak
+    else:
+        warmup = int(total_steps * config.warmup_fraction) if kind == "warmup_decay" else 0
+        schedule = WarmupLinearDecay(peak, total_steps, warmup)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6, clipnorm=1.0
     )
@@ -253,6 +263,21 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm
                       CLICK_LIST_OUTPUT: config.listwise_weight * config.click_loss_weight},
         weighted_metrics={PURCHASE_OUTPUT: [ProbabilityAUC(name="auc")]},
     )
+
+
+def _anchor_to_base(model: keras.Model, weight: float) -> None:
+    """L2-SP: a penalty on moving the trainable weights away from the base model's values.
+
+    Weight decay pulls toward zero, which for a warm-started model means toward forgetting; this
+    pulls toward what the serving model knew, so one span of new data bends it instead of
+    rewriting it.
+    """
+    anchors = [(v, tf.constant(v.numpy())) for v in model.trainable_variables]
+
+    def penalty():
+        return weight * tf.add_n([tf.reduce_sum(tf.square(v - a)) for v, a in anchors])
+
+    model.add_loss(penalty)
 
 
 class _History:

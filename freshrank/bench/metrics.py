@@ -38,6 +38,22 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
+def weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
+    """AUC with example weights, as TFMA's weighted AUC: each positive-negative pair counts
+    w_pos x w_neg (ties half); nan with one class only."""
+    labels = np.asarray(labels) > 0
+    scores = np.asarray(scores, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    w_pos, w_neg = weights[labels].sum(), weights[~labels].sum()
+    if w_pos <= 0 or w_neg <= 0:
+        return math.nan
+    unique, inverse = np.unique(scores, return_inverse=True)
+    neg_at = np.bincount(inverse, weights * ~labels, len(unique))
+    pos_at = np.bincount(inverse, weights * labels, len(unique))
+    below = np.cumsum(neg_at) - neg_at  # negative weight strictly below each score
+    return float((pos_at * (below + 0.5 * neg_at)).sum() / (w_pos * w_neg))
+
+
 def ndcg_at_k(groups: np.ndarray, gains: np.ndarray, scores: np.ndarray, k: int = NDCG_K) -> float:
     """Mean NDCG@k over groups with a positive gain; nan when no group has one."""
     groups = np.asarray(groups)
@@ -57,6 +73,16 @@ def ndcg_at_k(groups: np.ndarray, gains: np.ndarray, scores: np.ndarray, k: int 
     return float(np.mean(values)) if values else math.nan
 
 
-def evaluate(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """{'auc', 'ndcg@10', 'examples'} for one scored set."""
-    return {"auc": auc(labels, scores), "ndcg@10": ndcg_at_k(groups, labels, scores), "examples": len(labels)}
+def evaluate(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+             weights: np.ndarray | None = None) -> dict[str, float]:
+    """{'auc', 'ndcg@10', 'examples'} for one scored set.
+
+    With `weights` (inverse propensities), as the pipeline's Evaluator weighs them: AUC with
+    example weights, NDCG@10 with gain = purchased x weight (TFMA's NDCG takes one weight per
+    page, so the propensity enters through the gain).
+    """
+    if weights is None:
+        return {"auc": auc(labels, scores), "ndcg@10": ndcg_at_k(groups, labels, scores), "examples": len(labels)}
+    gains = (np.asarray(labels) > 0) * np.asarray(weights, dtype=np.float64)
+    return {"auc": weighted_auc(labels, scores, weights), "ndcg@10": ndcg_at_k(groups, gains, scores),
+            "examples": len(labels)}

@@ -99,3 +99,30 @@ def test_a_warm_started_update_runs_warm_start_epochs_and_stops_on_the_purchase_
     assert scratch.facts["epochs_run"] == 3
     objective = trained.facts["val_purchase_objective"]
     assert np.isfinite(objective) and objective > 0
+
+
+def test_partial_mode_leaves_the_frozen_layers_as_the_base_had_them_and_anchoring_holds_the_rest(base):
+    """Partial mode must freeze what it says (embeddings and the bottom block), and train the top;
+    the L2 pull toward the base keeps a full update nearer the base on poisoned labels."""
+    from trainer.flops import training_flops_per_example
+    from trainer.task import fit
+
+    tmp, base_path, (poisoned_train, poisoned_eval), _ = base
+    base_model = export.load_base_model(base_path)
+    moved = {}
+    for name, extra in (("partial", {"update_mode": "partial"}), ("full", {}), ("anchored", {"anchor_weight": 1.0})):
+        config = TrainConfig.from_dict({**TINY, "epochs": 1, **extra})
+        trained = fit(config, [poisoned_train], [poisoned_eval], None, base_model)
+        after = {v.name: v.numpy() for v in trained.variables()}
+        moved[name] = {k: float(np.abs(after[k] - base_model.weights[k]).max()) for k in after
+                       if k in base_model.weights and after[k].shape == base_model.weights[k].shape}
+        if name == "partial":
+            flops = training_flops_per_example(trained.core, trained.config)
+    frozen = [k for k in moved["partial"] if k.startswith("bert/embeddings/") or "/layer_0/" in k]
+    assert frozen and all(moved["partial"][k] == 0.0 for k in frozen), {k: moved["partial"][k] for k in frozen}
+    assert max(moved["partial"][k] for k in moved["partial"] if "/pooler/" in k or k.startswith("head/")) > 0
+    assert max(moved["full"][k] for k in frozen) > 0
+    # The frozen prefix runs forward only.
+    assert flops["backward"] < 2 * flops["forward"]
+    head = [k for k in moved["full"] if k.startswith("head/")]
+    assert sum(moved["anchored"][k] for k in head) < sum(moved["full"][k] for k in head)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from freshrank.bench.metrics import auc, ndcg_at_k
+from freshrank.bench.metrics import auc, ndcg_at_k, weighted_auc
 
 
 def _pairwise_auc(labels, scores) -> float:
@@ -44,3 +44,16 @@ def test_ndcg_uses_gain_over_log2_rank_plus_one_like_tfma():
     dcg = 1 / math.log2(3) + 1 / math.log2(5)
     ideal = 1 + 1 / math.log2(3)
     assert ndcg_at_k(["q"] * 4, gains, scores) == pytest.approx(dcg / ideal)
+
+
+def test_weighted_auc_counts_each_pair_by_the_product_of_its_weights():
+    rng = np.random.default_rng(1)
+    labels = rng.random(200) < 0.3
+    scores = np.round(rng.random(200), 1)
+    weights = rng.uniform(1, 10, 200)
+    pos = [(s, w) for s, w, y in zip(scores, weights, labels, strict=True) if y]
+    neg = [(s, w) for s, w, y in zip(scores, weights, labels, strict=True) if not y]
+    wins = sum(wp * wn * (1.0 if sp > sn else 0.5 if sp == sn else 0.0) for (sp, wp), (sn, wn) in itertools.product(pos, neg))
+    expected = wins / (sum(w for _, w in pos) * sum(w for _, w in neg))
+    assert weighted_auc(labels, scores, weights) == pytest.approx(expected)
+    assert weighted_auc(labels, scores, np.ones(200)) == pytest.approx(auc(labels, scores))
