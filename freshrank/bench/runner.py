@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from freshrank import counterfactual
 from freshrank.bench import blessing, metrics
-from freshrank.bench.scoring import Scored, Scorer
+from freshrank.bench.scoring import Scored, Scorer, read_split
 from freshrank.bench.strategies import Strategy, strategies
 from freshrank.bench.stream import SPLITS, StreamSpan, split_of, write_stream
 from trainer.config import TrainConfig
@@ -85,18 +85,16 @@ class _Tally:
     train_examples: int = 0
     train_flops: int = 0
     window_examples: int = 0
-    blessed: int = 0
-    updates: int = 0
-    decisions: list[dict] = dataclasses.field(default_factory=list)
+    decisions: list[dict] = dataclasses.field(default_factory=list)  # one per update
 
 
 class _Stream:
     """The written spans, the market behind them and what every strategy is scored with."""
 
-    def __init__(self, spans: list[StreamSpan], settings: BenchSettings):
+    def __init__(self, spans: list[StreamSpan], settings: BenchSettings, pipeline_window: int):
         from freshrank.market import Market
 
-        self.spans, self.settings = spans, settings
+        self.spans, self.pipeline_window = spans, pipeline_window
         self.market = Market(seed=settings.seed, market_start=settings.start, drift=settings.drift)
         self.searches = {s.date: self.market.searches(datetime.date.fromisoformat(s.date), settings.requests_per_day)
                          for s in spans}
@@ -122,8 +120,7 @@ class _Stream:
     def curve(self, t: int):
         """The examination curve the pipeline would estimate at span t (its window's train logs)."""
         if t not in self._curves:
-            window = self.settings.pipeline_window or _pipeline_window()
-            members = self.spans[max(0, t - window + 1): t + 1]
+            members = self.spans[max(0, t - self.pipeline_window + 1): t + 1]
             self._curves[t] = blessing.estimate_curve([m.files("train") for m in members])
         return self._curves[t]
 
@@ -151,8 +148,9 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
         f"{settings.requests_per_day} searches/day, from {settings.start}) in {stream_dir}")
     spans = write_stream(stream_dir, settings.start, settings.days, settings.requests_per_day, settings.seed,
                          settings.drift, progress=lambda line: say("  " + line))
-    stream = _Stream(spans, settings)
+    read_split.cache_clear()  # a rerun into the same `out` rewrote the files behind those paths
     pipeline_window = settings.pipeline_window or _pipeline_window()
+    stream = _Stream(spans, settings, pipeline_window)
     plan = strategies(settings.train, pipeline_window, settings.replay_fraction, settings.distill_weight)
     if settings.only is not None:
         unknown = sorted(set(settings.only) - set(plan))
@@ -207,8 +205,6 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
             decision["truth"] = bool(truth)
             tally.decisions.append(decision)
             blessed = decision[blessing.product_rule(settings)]
-            tally.blessed += int(blessed)
-            tally.updates += 1
             tally.candidates.append(candidate.expected(t + 1))
             if blessed or not strategy.follows_blessing:
                 serving = latest = candidate
@@ -262,7 +258,9 @@ def _mean(values: list[float]) -> float:
 
 
 def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str, _Tally], first: _View) -> dict:
-    first_next = metrics.evaluate(*_arrays(first.logged(1)))
+    logged = first.logged(1)
+    first_next = metrics.evaluate(logged.groups, logged.labels, logged.scores)
+    rule = blessing.product_rule(settings)
     out: dict = {"strategies": {}, "series": {}}
     for name, tally in tallies.items():
         cf = counterfactual.mean_comparison(tally.expected)
@@ -285,8 +283,8 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
             "train_seconds": round(tally.train_seconds, 2),
             "train_examples": tally.train_examples,
             "train_flops": tally.train_flops,
-            "blessed_updates": tally.blessed,
-            "updates": tally.updates,
+            "blessed_updates": sum(d[rule] for d in tally.decisions),
+            "updates": len(tally.decisions),
             "window_examples": tally.window_examples,
             "update_seconds": round(tally.update_seconds, 2),
         }
@@ -315,13 +313,9 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
                           "next_span_auc": round(first_next["auc"], 5),
                           "early_span_expected": first.early().to_json()}
     out["blessing_agreement"] = blessing.agreement([d for t in tallies.values() for d in t.decisions])
-    out["blessing_rule"] = blessing.product_rule(settings)
+    out["blessing_rule"] = rule
     out["goals"] = goals(out["strategies"], out["blessing_agreement"], settings.drift)
     return out
-
-
-def _arrays(scored: Scored):
-    return scored.groups, scored.labels, scored.scores
 
 
 def goals(table: dict[str, dict], agreement: dict, drift: str) -> dict[str, dict]:
