@@ -16,7 +16,7 @@ import traceback
 
 import click
 
-from freshrank.cli_options import load_train_config, parse_day
+from freshrank.cli_options import bless_weighting_option, load_train_config, parse_day
 from freshrank.env import configure
 
 configure()
@@ -103,6 +103,7 @@ def _train_config(kwargs: dict):
 @click.option("--min-auc", default=0.52, show_default=True, type=float, help="AUC floor for blessing.")
 @click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
               help="How much worse than the serving model (absolute AUC/NDCG) still blesses.")
+@bless_weighting_option
 @click.option("--beam-runner", default="direct", show_default=True,
               type=click.Choice(["direct", "flink", "spark", "dataflow", "portable"]),
               help="Runner of the Beam components (direct: in this process). See BUILD.md.")
@@ -112,8 +113,8 @@ def _train_config(kwargs: dict):
               help="Malformed CSV rows are quarantined to HOME/quarantine/SPAN/; above this share the span is "
                    "rejected (exit 3).")
 @_train_options
-def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, beam_runner, beam_args,
-        max_bad_row_share, **train) -> None:
+def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, bless_weighting,
+        beam_runner, beam_args, max_bad_row_share, **train) -> None:
     """Run the pipeline once on one span; the last stdout line is the run's JSON record."""
     from tfx_pipeline import beam, spans
     from tfx_pipeline.config import PipelineConfig
@@ -124,7 +125,7 @@ def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_
         config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
                                 from_scratch=from_scratch, model_name=model_name, train=train_config,
                                 min_auc=min_auc, bless_tolerance=bless_tolerance,
-                                beam_pipeline_args=beam.pipeline_args(beam_runner, beam_args),
+                                bless_weighting=bless_weighting, beam_pipeline_args=beam.pipeline_args(beam_runner, beam_args),
                                 max_bad_row_share=max_bad_row_share)
     except (FileNotFoundError, ValueError) as error:
         raise click.UsageError(str(error)) from None
@@ -217,8 +218,10 @@ def rank(server, query, candidates, top, model_name, timeout, user_id) -> None:
 @click.option("--model-name", default="ranker", show_default=True)
 @click.option("--min-auc", default=0.52, show_default=True, type=float)
 @click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
+@bless_weighting_option
 @_train_options
-def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bless_tolerance, **train) -> None:
+def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bless_tolerance, bless_weighting,
+          **train) -> None:
     """Run every complete span that has no run yet, oldest first, exactly once (across restarts)."""
     from freshrank.watch import watch as watch_spans
     from tfx_pipeline.config import PipelineConfig
@@ -230,7 +233,7 @@ def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bles
     def run_span(day):
         config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
                                 model_name=model_name, train=train_config, min_auc=min_auc,
-                                bless_tolerance=bless_tolerance)
+                                bless_tolerance=bless_tolerance, bless_weighting=bless_weighting)
         return run_once(config)
 
     runs_log = os.path.join(os.path.abspath(home), "runs.jsonl")

@@ -30,3 +30,13 @@ def load_train_config(path: str | None, overrides: dict):
         return TrainConfig.from_dict(raw)
     except (TypeError, ValueError) as error:
         raise click.UsageError(str(error)) from None
+
+
+def bless_weighting_option(f):
+    """`--bless-weighting`, declared beside `--bless-tolerance` (default: PipelineConfig's)."""
+    from tfx_pipeline.config import BLESS_WEIGHTINGS, DEFAULT_BLESS_WEIGHTING
+
+    return click.option("--bless-weighting", default=DEFAULT_BLESS_WEIGHTING, show_default=True,
+                        type=click.Choice(list(BLESS_WEIGHTINGS)),
+                        help="Blessing metrics inverse-propensity weighted by position (ips; the curve is "
+                             "estimated from the window's clicks) or unweighted (none).")(f)

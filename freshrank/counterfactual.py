@@ -96,6 +96,26 @@ def compare(market: Market, searches: Sequence[Search], model_rankings: Sequence
     )
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray, bootstrap_samples: int = BOOTSTRAP_SAMPLES,
+                      seed: int = 0) -> dict:
+    """Mean of a - b per 100 searches with a paired bootstrap interval over searches.
+
+    `a` and `b` are two orderings' expected purchases on the same searches, in the same order: the
+    pairing removes the searches' own spread, which dwarfs the difference between two good models.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"paired_difference needs two equal, non-empty arrays, got {a.shape} and {b.shape}")
+    d = a - b
+    idx = np.random.default_rng(seed).integers(0, len(d), (bootstrap_samples, len(d)))
+    means = d[idx].mean(axis=1)
+    tail = (1.0 - CONFIDENCE) / 2.0
+    return {"diff_per_100": round(100.0 * float(d.mean()), 4),
+            "diff_ci": [round(100.0 * float(np.quantile(means, tail)), 4),
+                        round(100.0 * float(np.quantile(means, 1 - tail)), 4)],
+            "searches": int(len(d))}
+
+
 def gap_share(model: float, legacy: float, oracle: float) -> float:
     """(model - legacy) / (oracle - legacy); nan when legacy is already the best order."""
     gap = oracle - legacy

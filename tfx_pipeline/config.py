@@ -10,6 +10,9 @@ from trainer.config import TrainConfig
 DEFAULT_MODEL_NAME = "ranker"
 DEFAULT_WINDOW = 7
 LOCAL, KUBEFLOW = "local", "kubeflow"
+# Blessing metrics: inverse-propensity weighted ("ips") or not ("none"); see tfx_pipeline/evaluation.py.
+BLESS_WEIGHTINGS = ("ips", "none")
+DEFAULT_BLESS_WEIGHTING = "ips"
 
 
 @dataclasses.dataclass
@@ -24,9 +27,11 @@ class PipelineConfig:
     model_name: str = DEFAULT_MODEL_NAME
     pipeline_name: str = "freshrank"
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    # Blessing: an absolute floor always, and no worse than the serving model by more than this.
+    # Blessing: an absolute floor always, and no worse than the serving model by more than
+    # `bless_tolerance` on the newest span's test split; metrics IPS-weighted unless "none".
     min_auc: float = 0.52
     bless_tolerance: float = 0.0
+    bless_weighting: str = DEFAULT_BLESS_WEIGHTING
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     # "local": LocalDagRunner with sqlite ML Metadata at HOME. "kubeflow": compiled for Kubeflow
     # Pipelines / Vertex (the orchestrator owns ML Metadata; span and window become runtime
@@ -56,6 +61,11 @@ class PipelineConfig:
             raise ValueError(f"--max-bad-row-share must be in [0, 1], got {self.max_bad_row_share}")
         if self.window < 1:
             raise ValueError(f"--window must be >= 1, got {self.window}")
+        if self.bless_weighting not in BLESS_WEIGHTINGS:
+            raise ValueError(f"--bless-weighting must be one of {', '.join(BLESS_WEIGHTINGS)}, "
+                             f"got {self.bless_weighting!r}")
+        if not self.bless_tolerance >= 0.0:
+            raise ValueError(f"--bless-tolerance must be >= 0, got {self.bless_tolerance}")
         if not self.model_name or any(c in self.model_name for c in "/\\. "):
             raise ValueError(f"--model-name {self.model_name!r} must be a plain name (no '/', '.', spaces)")
 

@@ -1,9 +1,10 @@
 """`create_pipeline(config)`: the pure description of one continuous-training run.
 
 ExampleGen (one span) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> SpanWindow
-(data gate + rolling window) -> Trainer (warm-started from the latest blessed model) ->
-Evaluator (against that same model as baseline) -> Pusher (only when blessed; AtomicPusher, so a
-version appears in the serving directory whole).
+(data gate + rolling window + IPS-weighted test split) -> Trainer (warm-started from the latest
+blessed model) -> Evaluator (against that same model as baseline, on the window's test split,
+inverse-propensity weighted: tfx_pipeline/evaluation.py) -> Pusher (only when blessed;
+AtomicPusher, so a version appears in the serving directory whole).
 
 The same function describes the compiled Kubeflow pipeline (`config.orchestrator == "kubeflow"`):
 there the span and the window are runtime parameters (`span_range`, `window`), a SpanReady step
@@ -115,11 +116,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
     # that in its own process; a compiled step or a cluster runner's workers need the hook.
     needs_hook = compiled or not beam.runs_in_process(beam_args)
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+        # The window's `test` split: the newest span's held-out pages with their IPS weights.
+        examples=window.outputs["window"],
         example_splits=[EVAL_SPLIT],
         model=trainer.outputs["model"],
         baseline_model=latest_blessed.outputs["model"],
-        eval_config=eval_config(config.min_auc, config.bless_tolerance),
+        eval_config=eval_config(config.min_auc, config.bless_tolerance, config.bless_weighting),
         **({"module_path": EVALUATOR_MODULE} if needs_hook else {}),
     )
     # TFX's Pusher, but a version appears in the serving directory whole (one rename), so a run

@@ -48,14 +48,19 @@ def rejected(span: str, problems: list[str], total_seconds: float) -> dict:
     }
 
 
-def read_metrics(evaluation_uri: str) -> dict[str, float]:
-    """Overall-slice AUC and NDCG@10 of the candidate and, when there is one, the baseline."""
+def read_metrics(evaluation_uri: str) -> dict:
+    """AUC and NDCG@10 of the candidate and, when there is one, the baseline, as blessing judged them.
+
+    `auc`, `ndcg@10`, `baseline_auc`, `baseline_ndcg@10`: the newest span's test split,
+    IPS-weighted unless the run blessed with `--bless-weighting none` (`weighting` says which);
+    `unweighted_auc` (and `baseline_unweighted_auc`) beside a weighted AUC.
+    """
     # Imported here: light commands (rollback) append records without loading TFMA.
     import tensorflow_model_analysis as tfma
 
-    from tfx_pipeline.evaluation import NDCG_K
+    from tfx_pipeline.evaluation import IPS, NDCG_K, UNWEIGHTED
 
-    metrics: dict[str, float] = {}
+    found: dict[tuple[str, str, bool], float | None] = {}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue
@@ -70,9 +75,18 @@ def read_metrics(evaluation_uri: str) -> dict[str, float]:
                 label = "auc"
             else:
                 continue
-            prefix = "baseline_" if key.model_name == "baseline" else ""
+            model = "baseline_" if key.model_name == "baseline" else ""
             value = kv.value.double_value.value
-            metrics[prefix + label] = None if math.isnan(value) else round(value, 6)
+            weighted = key.example_weighted.value if key.HasField("example_weighted") else False
+            found[(model, label, weighted)] = None if math.isnan(value) else round(value, 6)
+    weighted_auc = any(label == "auc" and weighted for (_, label, weighted) in found)
+    metrics: dict = {}
+    for (model, label, weighted), value in sorted(found.items()):
+        if label == "auc" and weighted_auc and not weighted:
+            label = "unweighted_auc"
+        metrics[model + label] = value
+    if found:
+        metrics["weighting"] = IPS if weighted_auc else UNWEIGHTED
     return metrics
 
 

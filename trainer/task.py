@@ -309,6 +309,8 @@ def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, tr
     if log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50, profile_batch=0,
                                                      write_graph=False))
+    if not even_batches:
+        _build_training_state(model, train_ds)
     started = time.time()
     history = model.fit(
         train_ds,
@@ -319,6 +321,23 @@ def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, tr
         verbose=1 if sys.stdout.isatty() else 2,
     )
     return _History(history, time.time() - started)
+
+
+def _build_training_state(model: keras.Model, train_ds: tf.data.Dataset) -> None:
+    """Creates the optimizer's slots and the loss and metric accumulators before Keras traces.
+
+    A tf.function that creates variables on its first call is traced twice (once to create
+    them, once more without), and Keras' train step creates these lazily: built here, eagerly on
+    one batch, the step is traced once, which saves seconds on every update (on 2 cores, about
+    as long as one pass over a span of 1000 searches). Only with one replica: a distribution
+    strategy wants its variables created inside its own step.
+    """
+    x, y, w = next(iter(train_ds.take(1)))
+    y_pred = model(x, training=False)
+    model.compiled_loss(y, y_pred, w, regularization_losses=model.losses)
+    model.compiled_metrics.update_state(y, y_pred, w)
+    model.optimizer.build(model.trainable_variables)
+    model.reset_metrics()
 
 
 def _preprocessed(preprocessor: Preprocessor, features: dict) -> dict:

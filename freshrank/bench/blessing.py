@@ -2,15 +2,17 @@
 
 The pipeline's Evaluator (tfx_pipeline/evaluation.py) blesses a candidate when, on the new span's
 test split, its AUC reaches `min_auc` and neither its AUC nor its NDCG@10 falls more than
-`bless_tolerance` below the serving model's, and, on the previous validated span's test split
-(data already trusted), neither falls more than `trusted_tolerance` below. With `ips` weighting
-both metrics are weighted by inverse examination propensity estimated from the window's logs
+`bless_tolerance` below the serving model's. With `ips` weighting (the default) both metrics are
+weighted by inverse examination propensity estimated from the window's logs
 (trainer/propensity.py): AUC by example weight, NDCG@10 through gain = purchased x weight.
 
-The bench computes four rules side by side on every update - unweighted or IPS-weighted, with or
-without the trusted span - and compares each decision with the truth the market knows: is the
-candidate's order of the next span's searches better, in expected purchases, than the serving
-model's? `agreement` is the share of updates where a rule's decision matches that truth.
+The bench computes four rules side by side on every update - unweighted or IPS-weighted, and
+each also with the previous span's test split as trusted data that must not get worse by more
+than `trusted_tolerance` (a guard against labels broken in a way the data gate cannot see; the
+pipeline does not apply it: measured, it refused good updates as often as bad ones) - and
+compares each decision with the truth the market knows: is the candidate's order of the next
+span's searches better, in expected purchases, than the serving model's? `agreement` is the
+share of updates where a rule's decision matches that truth.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ DEFAULT_TRUSTED_TOLERANCE = 0.01
 
 def product_rule(settings) -> str:
     """The rule the pipeline applies with these settings."""
-    return ("ips" if settings.bless_weighting == "ips" else "unweighted") + "_trusted"
+    return "ips" if settings.bless_weighting == "ips" else "unweighted"
 
 
 def estimate_curve(patterns_per_span: list[list[str]]) -> np.ndarray:

@@ -31,6 +31,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from freshrank import counterfactual
 from freshrank.bench import blessing, metrics
 from freshrank.bench.scoring import Scored, Scorer, read_split
@@ -86,6 +88,8 @@ class _Tally:
     train_flops: int = 0
     window_examples: int = 0
     decisions: list[dict] = dataclasses.field(default_factory=list)  # one per update
+    # The served model's expected purchases per search on each scored span, for paired comparisons.
+    per_search: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 class _Stream:
@@ -102,17 +106,20 @@ class _Stream:
         self.early = [s for s in self.searches[first] if split_of(s.request_id) == "test"]
         self._curves: dict[int, object] = {}
 
-    def expected(self, scorer: Scorer, t: int) -> counterfactual.Comparison:
-        """The model's order of span t's searches against legacy and the best order, exactly."""
+    def expected(self, scorer: Scorer, t: int) -> tuple[counterfactual.Comparison, np.ndarray]:
+        """The model's order of span t's searches against legacy and the best order, exactly, and
+        that order's expected purchases search by search."""
         return self._compare(scorer, self.searches[self.spans[t].date])
 
     def early_span(self, scorer: Scorer) -> counterfactual.Comparison:
         """The same on span 1's held-out searches: what an update forgot."""
-        return self._compare(scorer, self.early)
+        return self._compare(scorer, self.early)[0]
 
-    def _compare(self, scorer: Scorer, pages) -> counterfactual.Comparison:
+    def _compare(self, scorer: Scorer, pages) -> tuple[counterfactual.Comparison, np.ndarray]:
         scores = counterfactual.score_searches(pages, scorer.score_columns)
-        return counterfactual.compare(self.market, pages, counterfactual.rank_by_scores(pages, scores))
+        rankings = counterfactual.rank_by_scores(pages, scores)
+        return (counterfactual.compare(self.market, pages, rankings),
+                self.market.expected_outcomes(pages, rankings).purchases)
 
     def logged(self, scorer: Scorer, t: int) -> Scored:
         return Scored.concat([scorer.score(self.spans[t].files(split)) for split in SPLITS])
@@ -182,6 +189,7 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
     static = tallies["static"]
     for t in range(1, settings.days - 1):
         static.expected.append(first_view.expected(t + 1))
+        static.per_search.append(first_view.per_search(t + 1))
         _record(static, first_view.logged(t + 1))
     static.early = [first_view.early()]
 
@@ -209,6 +217,7 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
             if blessed or not strategy.follows_blessing:
                 serving = latest = candidate
             tally.expected.append(serving.expected(t + 1))
+            tally.per_search.append(serving.per_search(t + 1))
             _record(tally, serving.logged(t + 1))
             tally.early.append(serving.early())
             say(f"  {name:<19} through {spans[t].date}: next span {serving.expected(t + 1).line()}; "
@@ -234,7 +243,11 @@ class _View:
         return self._cache[key]
 
     def expected(self, t: int) -> counterfactual.Comparison:
-        return self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))
+        return self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))[0]
+
+    def per_search(self, t: int) -> np.ndarray:
+        """Expected purchases of this model's order of span t, search by search."""
+        return self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))[1]
 
     def early(self) -> counterfactual.Comparison:
         return self._once("early", lambda: self.stream.early_span(self.scorer))
@@ -300,6 +313,11 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
                                         if full and full["train_flops"] else math.nan)
         row["expected_vs_full_retrain"] = (round(row["mean_expected_purchases_per_100"]
                                                  / full["mean_expected_purchases_per_100"], 4) if full else math.nan)
+    if "full_retrain" in tallies:  # each strategy minus full retraining on the same searches, paired
+        reference = np.concatenate(tallies["full_retrain"].per_search)
+        for name, tally in tallies.items():
+            out["strategies"][name]["minus_full_retrain"] = counterfactual.paired_difference(
+                np.concatenate(tally.per_search), reference)
     settings_json = dataclasses.asdict(settings)
     settings_json["start"] = settings.start.isoformat()
     settings_json["train"] = {k: settings_json["train"][k] for k in (

@@ -142,6 +142,10 @@ def test_step_parameters(compiled):
     assert _constant(evaluator, "module_path") == "tfx_pipeline.evaluator_module"
     thresholds = json.loads(_constant(evaluator, "eval_config"))
     assert thresholds["model_specs"][0]["signature_name"] == "regress"
+    assert thresholds["model_specs"][0]["example_weight_key"] == "ips_weight"
+    # Blessing reads the window's test split (IPS-weighted), not ExampleGen's.
+    assert evaluator.inputs.artifacts["examples"].task_output_artifact.producer_task == "SpanWindow"
+    assert json.loads(_constant(evaluator, "example_splits")) == ["test"]
 
     assert _constant(tasks["Pusher"], "base_directory") == f"{HOME}/serving/ranker"
 

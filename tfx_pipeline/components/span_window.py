@@ -1,4 +1,4 @@
-"""SpanWindow: gate the new span, then assemble the rolling training window.
+"""SpanWindow: gate the new span, then assemble the rolling training window and the blessing data.
 
 Why a component and not a Resolver: ExampleGen ingests one span per run, and the Kubeflow V2
 compiler rejects every Resolver but the latest-artifact ones, so a window built from
@@ -6,7 +6,11 @@ SpanRangeStrategy would not compile. This component keeps a small index of valid
 (JSON files next to the pipeline root, any filesystem TF can write) and materialises the
 window as ONE Examples artifact: `Split-train` holds the newest span's training examples
 plus the older window spans' (all of them, or a replayed sample), `Split-eval` holds the
-newest span's eval split for early stopping. It runs the same under every orchestrator.
+newest span's eval split for early stopping, and `Split-test` the newest span's test split
+with inverse-propensity weights (tfx_pipeline/ips_split.py), which the Evaluator blesses on; the
+curve behind them is fitted to the window's whole train splits (not the replay sample) and its
+first entries are recorded as the artifact's `ips_curve`. Trainer reads only train and eval. It
+runs the same under every orchestrator.
 
 It is also the data gate: the span's statistics are checked against the schema and the
 previous validated span's statistics (drift comparators); any anomaly raises DataRejected,
@@ -26,10 +30,11 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, ExampleStatistics, Schema
 from tfx.utils import io_utils
 
-from tfx_pipeline import data_gate
+from tfx_pipeline import data_gate, ips_split
 from tfx_pipeline.spans import span_date
+from trainer import propensity
 
-TRAIN, EVAL = "train", "eval"
+TRAIN, EVAL, TEST = "train", "eval", "test"
 
 
 @component
@@ -75,14 +80,22 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
         fraction = 1.0 if member["span"] == span else replay_fraction
         train_examples += _copy_split(member, TRAIN, train_dir, fraction, seed)
     eval_examples = _copy_split(index.get(span), EVAL, eval_dir, 1.0, seed)
+    curve = ips_split.estimate_curve([path for member in members for path in _split_files(member, TRAIN)])
+    test_dir = os.path.join(window.uri, f"Split-{TEST}")
+    tf.io.gfile.makedirs(test_dir)
+    test_examples = ips_split.write_weighted_split(_split_files(index.get(span), TEST),
+                                                   os.path.join(test_dir, f"{day}-ips.gz"), curve)
 
-    window.split_names = artifact_utils.encode_split_names([TRAIN, EVAL])
+    window.split_names = artifact_utils.encode_split_names([TRAIN, EVAL, TEST])
     window.span = span
     examples_utils.set_payload_format(window, examples_utils.get_payload_format(examples))
     window.set_json_value_custom_property("window_spans", [m["date"] for m in members])
     window.set_int_custom_property("train_examples", train_examples)
     window.set_int_custom_property("eval_examples", eval_examples)
     window.set_float_custom_property("replay_fraction", float(replay_fraction))
+    window.set_int_custom_property("test_examples", test_examples)
+    window.set_json_value_custom_property("ips_curve", [round(float(v), 4) for v in curve[:ips_split.CURVE_ENTRIES]])
+    window.set_float_custom_property("ips_max_weight", float(propensity.MAX_WEIGHT))
 
 
 class SpanIndex:
@@ -135,10 +148,7 @@ def _num_examples(stats) -> int:
 
 def _copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: int) -> int:
     """Copies (fraction 1) or samples one span's split into the window; returns the records kept."""
-    source = os.path.join(member["examples_uri"], f"Split-{split}")
-    files = sorted(tf.io.gfile.glob(os.path.join(source, "*")))
-    if not files:
-        raise FileNotFoundError(f"span {member['date']}: no {split} examples under {source}")
+    files = _split_files(member, split)
     if fraction >= 1.0:
         for i, path in enumerate(files):
             tf.io.gfile.copy(path, os.path.join(out_dir, f"{member['date']}-{i:05d}.gz"), overwrite=True)
@@ -153,3 +163,11 @@ def _copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: i
                 writer.write(record)
                 kept += 1
     return kept
+
+
+def _split_files(member: dict, split: str) -> list[str]:
+    source = os.path.join(member["examples_uri"], f"Split-{split}")
+    files = sorted(tf.io.gfile.glob(os.path.join(source, "*")))
+    if not files:
+        raise FileNotFoundError(f"span {member['date']}: no {split} examples under {source}")
+    return files

@@ -1,0 +1,95 @@
+"""Which incremental update pays? A sweep of update levers against full retraining, per stream.
+
+Every variant is a bench strategy (freshrank/bench/strategies.Strategy) warm-started from its own
+previous model, run by the bench's own loop (`run_bench`) beside full retraining on the same
+stream, so each figure is the counterfactual one: expected purchases per 100 searches of the next
+span, the gap share, the paired difference from full retraining on the same searches with its
+95% bootstrap interval, and the compute (`train_flops`) as a share of full retraining's.
+
+    .venv/bin/python benchmarks/update_sweep.py --out /tmp/sweep --stream 0:mild --stream 11:strong
+
+Each stream is a separate process (`--jobs`, default 2: tracing is single-threaded, so two
+streams on two cores finish sooner than one after the other). Results: `<out>/<seed>-<drift>/
+bench.json` per stream and `<out>/sweep.md`, the table.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# name -> (replay_fraction, TrainConfig overrides). Each changes one or two levers against the
+# named warm_start strategy (1 pass on the newest span, warm-start rate 1e-3, warm-up then decay).
+VARIANTS: dict[str, tuple[float, dict]] = {
+    "warm_1pass": (0.0, {}),
+    "warm_2pass": (0.0, {"warm_start_epochs": 2}),
+    "warm_lr3e-3": (0.0, {"warm_start_learning_rate": 3e-3}),
+    "warm_constant": (0.0, {"warm_start_schedule": "constant"}),
+    "warm_anchor": (0.0, {"anchor_weight": 1e-3}),
+    "replay0.5": (0.5, {}),
+    "replay1.0": (1.0, {}),
+    "replay0.5_lr3e-3": (0.5, {"warm_start_learning_rate": 3e-3}),
+}
+
+
+def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int, names: list[str]) -> dict:
+    from freshrank.bench.runner import BenchSettings, run_bench
+    from freshrank.bench.strategies import Strategy
+
+    where = os.path.join(out, f"{seed}-{drift}")
+    os.makedirs(where, exist_ok=True)
+    log = open(os.path.join(where, "progress.log"), "w", buffering=1)
+    extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1]) for name in names]
+    settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift,
+                             only=("full_retrain",))
+    results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
+    with open(os.path.join(where, "bench.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    return results
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = ["| stream | strategy | exp. purchases/100 | gap share | minus full retrain [95% CI] "
+             "| compute vs full | forgetting |", "|---|---|---|---|---|---|---|"]
+    for stream, res in results.items():
+        for name, row in res["strategies"].items():
+            d = row.get("minus_full_retrain", {})
+            ci = d.get("diff_ci", [float("nan")] * 2)
+            lines.append(f"| {stream} | {name} | {row['mean_expected_purchases_per_100']:.2f} "
+                         f"| {100 * row['mean_gap_share']:.1f}% | {d.get('diff_per_100', float('nan')):+.2f} "
+                         f"[{ci[0]:+.2f}, {ci[1]:+.2f}] | {row['flops_vs_full_retrain']:.2f} "
+                         f"| {100 * row['forgetting']:+.1f} pts |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--stream", action="append", required=True, help="SEED:DRIFT, repeatable")
+    parser.add_argument("--days", type=int, default=6)
+    parser.add_argument("--requests-per-day", type=int, default=1000)
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    names = args.variant or list(VARIANTS)
+    streams = [(int(s.split(":")[0]), s.split(":")[1]) for s in args.stream]
+    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+        futures = {f"seed {seed} {drift}": pool.submit(run_stream, args.out, seed, drift, args.days,
+                                                       args.requests_per_day, names)
+                   for seed, drift in streams}
+        results = {stream: future.result() for stream, future in futures.items()}
+    text = (f"`{' '.join(sys.argv)}`\n\n{table(results)}\n\n"
+            + "\n".join(f"{k}: {v['wall_seconds']:.0f} s" for k, v in results.items()) + "\n")
+    with open(os.path.join(args.out, "sweep.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
