@@ -35,10 +35,13 @@ VARIANTS: dict[str, tuple[float, dict]] = {
     "replay0.5": (0.5, {}),
     "replay1.0": (1.0, {}),
     "replay0.5_lr3e-3": (0.5, {"warm_start_learning_rate": 3e-3}),
+    "warm_2pass_lr3e-3": (0.0, {"warm_start_epochs": 2, "warm_start_learning_rate": 3e-3}),
+    "replay0.3_2pass": (0.3, {"warm_start_epochs": 2}),
 }
 
 
-def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int, names: list[str]) -> dict:
+def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int, names: list[str],
+               full_retrain: bool = True) -> dict:
     from freshrank.bench.runner import BenchSettings, run_bench
     from freshrank.bench.strategies import Strategy
 
@@ -47,7 +50,7 @@ def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int
     log = open(os.path.join(where, "progress.log"), "w", buffering=1)
     extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1]) for name in names]
     settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift,
-                             only=("full_retrain",))
+                             only=("full_retrain",) if full_retrain else ())
     results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
     with open(os.path.join(where, "bench.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
@@ -76,12 +79,14 @@ def main() -> None:
     parser.add_argument("--requests-per-day", type=int, default=1000)
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-full-retrain", action="store_true",
+                        help="skip the full-retraining reference (compare with another run's)")
     args = parser.parse_args()
     names = args.variant or list(VARIANTS)
     streams = [(int(s.split(":")[0]), s.split(":")[1]) for s in args.stream]
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
         futures = {f"seed {seed} {drift}": pool.submit(run_stream, args.out, seed, drift, args.days,
-                                                       args.requests_per_day, names)
+                                                       args.requests_per_day, names, not args.no_full_retrain)
                    for seed, drift in streams}
         results = {stream: future.result() for stream, future in futures.items()}
     text = (f"`{' '.join(sys.argv)}`\n\n{table(results)}\n\n"

@@ -59,13 +59,18 @@ def simulate(out, start, days, requests_per_day, seed, drift, overwrite) -> None
 
 def _train_options(f):
     options = [
-        click.option("--epochs", type=click.IntRange(min=1), help="Passes over the window per update."),
+        click.option("--epochs", type=click.IntRange(min=1),
+                     help="Passes over the window when training from scratch (default 3)."),
+        click.option("--warm-start-epochs", type=click.IntRange(min=1),
+                     help="Passes of a warm-started update (default 2; see docs/warm-start.md)."),
         click.option("--batch-size", type=click.IntRange(min=1)),
         click.option("--learning-rate", type=float, help="Peak learning rate from scratch."),
-        click.option("--warm-start-learning-rate", type=float, help="Peak learning rate when warm-starting."),
+        click.option("--warm-start-learning-rate", type=float,
+                     help="Peak learning rate when warm-starting (default 3e-3)."),
         click.option("--update-mode", type=click.Choice(["full", "partial"])),
         click.option("--replay-fraction", type=click.FloatRange(0.0, 1.0),
-                     help="Share of each older window span replayed (the newest span is always whole)."),
+                     help="Share of each older window span replayed (default 0; the newest span is always "
+                          "whole)."),
         click.option("--distill-weight", type=click.FloatRange(min=0.0),
                      help="Weight of the base model's scores as soft labels."),
         click.option("--init-checkpoint", type=click.Path(exists=True, file_okay=False),
@@ -84,7 +89,7 @@ def _train_options(f):
 
 def _train_config(kwargs: dict):
     """Pops the trainer flags out of a command's kwargs and builds the TrainConfig."""
-    keys = ("epochs", "batch_size", "learning_rate", "warm_start_learning_rate", "update_mode",
+    keys = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "warm_start_learning_rate", "update_mode",
             "replay_fraction", "distill_weight", "init_checkpoint", "init_layers", "distribution")
     path = kwargs.pop("train_config", None)
     return load_train_config(path, {key: kwargs.pop(key, None) for key in keys})

@@ -36,9 +36,11 @@ import click
 @click.option("--train-config", type=click.Path(exists=True, dir_okay=False),
               help="JSON file of trainer settings (model size, batch size, learning rates): "
                    "pipeline_default uses it as `freshrank run --train-config` would.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Processes the strategies' updates are split over (1: all in this process).")
 def bench_command(out, days, seed, drift, start, requests_per_day, window, epochs, warm_epochs, replay_fraction,
-                  distill_weight, bless_weighting, only, train_config) -> None:
-    """Does incremental updating pay? Full retrain, five warm-start strategies and static, side by side.
+                  distill_weight, bless_weighting, only, train_config, jobs) -> None:
+    """Does incremental updating pay? Full retrain, five warm-start strategies, the pipeline's default and static.
 
     Exit codes: 0 done (goals are reported, not enforced); 1 stopped by Ctrl-C; 2 bad options.
     """
@@ -51,7 +53,8 @@ def bench_command(out, days, seed, drift, start, requests_per_day, window, epoch
                              start=datetime.date(start.year, start.month, start.day), window=window,
                              epochs=epochs, warm_epochs=warm_epochs, replay_fraction=replay_fraction,
                              distill_weight=distill_weight, bless_weighting=bless_weighting,
-                             only=tuple(only) if only else None, train=load_train_config(train_config, {}))
+                             only=tuple(only) if only else None, train=load_train_config(train_config, {}),
+                             jobs=jobs)
     try:
         results = run_bench(out, settings, say=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:

@@ -39,8 +39,6 @@ DAYS_LOG = "demo_days.jsonl"
 # searches in one span, so the first model learns from enough purchases to beat the legacy ranking
 # (docs/ranking-quality.md measures the trade); later days have `requests_per_day`.
 DEMO_HISTORY_SEARCHES = 2000
-# Warm-started updates take one pass over the window (the first model, from scratch, DEMO_EPOCHS).
-DEMO_WARM_EPOCHS = 1
 
 
 @dataclasses.dataclass
@@ -124,7 +122,8 @@ def run_demo(home: str, days: int, requests_per_day: int, seed: int, say: Callab
                               "use a new --home or delete it")
     os.makedirs(data, exist_ok=True)
     market = Market(seed=seed, market_start=DEMO_START, drift=drift)
-    train = TrainConfig(epochs=epochs, warm_start_epochs=DEMO_WARM_EPOCHS)
+    # The first model (from scratch) takes `epochs`; updates are the product's default update.
+    train = TrainConfig(epochs=epochs)
     log_path = os.path.join(home, DAYS_LOG)
     serving_dir = os.path.join(home, "serving", "ranker")
     say(f"demo: {days} days of a {drift}ly drifting shop; day 1: {history_searches} legacy-ranked searches "

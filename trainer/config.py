@@ -89,12 +89,18 @@ class TrainConfig:
     user_features: bool = False
     # Optimisation.
     learning_rate: float = 3e-3
-    warm_start_learning_rate: float = 1e-3
+    # A warm-started update: two passes over the newest span at the from-scratch peak rate, with
+    # warm-up and decay, and no replay of older spans. Measured against full retraining (7-span
+    # window, 3 epochs, from scratch) on a mild and a strong stream (benchmarks/update_sweep.py,
+    # docs/warm-start.md): the best of 12 update variants at a quarter of full retraining's compute
+    # or less (about 13%); one pass at 1e-3 lost 7-14 points of the legacy-to-best gap, replay did not
+    # recover them.
+    warm_start_learning_rate: float = 3e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     batch_size: int = 64
     epochs: int = 3
-    warm_start_epochs: int | None = None  # passes of a warm-started update; None: `epochs`
+    warm_start_epochs: int | None = 2  # passes of a warm-started update; None: `epochs`
     early_stopping_patience: int = 2
     # What early stopping watches on the eval split: "purchase" (the purchase objective: pointwise
     # plus listwise purchase loss; the served score is the purchase probability), "loss" (that plus
@@ -105,7 +111,7 @@ class TrainConfig:
     # Incremental update.
     update_mode: str = "full"  # "full" or "partial" (embeddings and lower layers frozen)
     frozen_layers: int = 1  # in partial mode: encoder layers frozen from the bottom
-    replay_fraction: float = 1.0  # share of each older window span replayed (window assembly)
+    replay_fraction: float = 0.0  # share of each older window span replayed (window assembly)
     distill_weight: float = 0.0  # weight of the base model's predictions as soft labels
     # A warm-started update's learning-rate schedule: "warmup_decay" (linear warm-up over
     # `warmup_fraction` of the steps, then linear decay to zero), "decay" (no warm-up) or

@@ -93,9 +93,24 @@ class Trained:
 
     def score(self, features: dict) -> np.ndarray:
         """The served score for raw feature columns (as a Predict request carries them)."""
-        tensors = {name: tf.constant(features[name]) for name in self.config.string_inputs()}
-        tensors[PRICE_FEATURE] = tf.constant(np.asarray(features[PRICE_FEATURE], dtype=np.float32))
-        return self._scorer()(tensors).numpy()
+        tensors = {name: tf.constant(np.asarray(features[name]).reshape(-1)) for name in self.config.string_inputs()}
+        tensors[PRICE_FEATURE] = tf.constant(np.asarray(features[PRICE_FEATURE], dtype=np.float32).reshape(-1))
+        return self._column_scorer()(tensors).numpy()
+
+    def _column_scorer(self):
+        # One trace for columns of any length (a bench scores splits and pages of many sizes;
+        # retracing per shape cost seconds per model).
+        if getattr(self, "_column_fn", None) is None:
+            signature = {name: tf.TensorSpec([None], tf.string) for name in self.config.string_inputs()}
+            signature[PRICE_FEATURE] = tf.TensorSpec([None], tf.float32)
+            preprocessor, core, config = self.preprocessor, self.core, self.config
+
+            @tf.function(autograph=False, input_signature=[signature])
+            def score(features):
+                return purchase_probability(core(preprocessor(features), training=False), config)
+
+            self._column_fn = score
+        return self._column_fn
 
     def _scorer(self):
         if getattr(self, "_score_fn", None) is None:
@@ -206,6 +221,22 @@ def fit(
         _log_hparams(log_dir, config, facts)
     log.info("trained on %d examples in %.1fs", window.num_examples, history.seconds)
     return Trained(config, vocabs, preprocessor, core, tower, facts, scratch)
+
+
+def rebuild(base: export.BaseModel) -> Trained:
+    """A model handed over as weights (`Trained.as_base`, e.g. to another process) as a `Trained`.
+
+    The architecture and vocabularies are the base's; every weight is restored by name, as a
+    warm start restores them, so it scores exactly as the model it came from.
+    """
+    keras.backend.clear_session()
+    config, vocabs = base.config, base.vocabs
+    core = skip_autograph(build_core(config, vocabs))
+    tower = build_position_tower(config) if config.position_bias == "tower" else None
+    model = skip_autograph(build_training_model(core, tower, config))
+    restore_weights(model, base.weights, base.vocabs, vocabs)
+    return Trained(config, vocabs, Preprocessor(config, vocabs), core, tower, dict(base.facts),
+                   os.path.dirname(vocabs.wordpiece_path))
 
 
 VAL_AUC = f"val_{PURCHASE_OUTPUT}_auc"

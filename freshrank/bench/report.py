@@ -32,10 +32,22 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _minus_full(row: dict) -> str:
+    d = row.get("minus_full_retrain")
+    if not d:
+        return "nan"
+    lo, hi = d["diff_ci"]
+    return f"{d['diff_per_100']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
 def table(results: dict) -> str:
-    lines = ["| strategy | " + " | ".join(COLUMNS) + " |", "| --- |" + " ---: |" * len(COLUMNS)]
+    """One row per strategy; `minus_full_retrain` is per 100 searches, paired, with its 95% interval."""
+    lines = ["| strategy | " + " | ".join(COLUMNS[:3]) + " | minus_full_retrain [95% CI] | " + " | ".join(COLUMNS[3:])
+             + " |", "| --- |" + " ---: |" * (len(COLUMNS) + 1)]
     for name, row in results["strategies"].items():
-        lines.append(f"| {name} | " + " | ".join(_cell(row.get(c, math.nan)) for c in COLUMNS) + " |")
+        cells = [_cell(row.get(c, math.nan)) for c in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells[:3]) + f" | {_minus_full(row)} | " + " | ".join(cells[3:])
+                     + " |")
     return "\n".join(lines)
 
 

@@ -64,11 +64,14 @@ class BenchSettings:
     bless_weighting: str = "ips"
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     only: tuple[str, ...] | None = None  # strategy names to run (static always runs); None: all
+    jobs: int = 1  # processes the updating strategies are split over (see _run_in_processes)
 
     def validate(self) -> None:
         if self.days < 3:
             raise ValueError(f"--days must be >= 3 (a first span, one update, one span to score it on), "
                              f"got {self.days}")
+        if self.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {self.jobs}")
         if self.window < 1 or self.epochs < 1 or self.warm_epochs < 1:
             raise ValueError("window, epochs and warm epochs must be >= 1")
         if self.bless_weighting not in blessing.WEIGHTINGS:
@@ -106,23 +109,40 @@ class _Stream:
         self.early = [s for s in self.searches[first] if split_of(s.request_id) == "test"]
         self._curves: dict[int, object] = {}
 
-    def expected(self, scorer: Scorer, t: int) -> tuple[counterfactual.Comparison, np.ndarray]:
-        """The model's order of span t's searches against legacy and the best order, exactly, and
-        that order's expected purchases search by search."""
+    def expected(self, scorer: Scorer, t: int) -> tuple[counterfactual.Comparison, np.ndarray, dict]:
+        """The model's order of span t's searches against legacy and the best order, exactly; that
+        order's expected purchases search by search; and each impression's score."""
         return self._compare(scorer, self.searches[self.spans[t].date])
 
     def early_span(self, scorer: Scorer) -> counterfactual.Comparison:
         """The same on span 1's held-out searches: what an update forgot."""
         return self._compare(scorer, self.early)[0]
 
-    def _compare(self, scorer: Scorer, pages) -> tuple[counterfactual.Comparison, np.ndarray]:
+    def _compare(self, scorer: Scorer, pages) -> tuple[counterfactual.Comparison, np.ndarray, dict]:
         scores = counterfactual.score_searches(pages, scorer.score_columns)
         rankings = counterfactual.rank_by_scores(pages, scores)
+        by_impression = {(s.request_id, c["product_id"]): float(v) for s, page in zip(pages, scores, strict=True)
+                         for c, v in zip(s.candidates, page, strict=True)}
         return (counterfactual.compare(self.market, pages, rankings),
-                self.market.expected_outcomes(pages, rankings).purchases)
+                self.market.expected_outcomes(pages, rankings).purchases, by_impression)
 
-    def logged(self, scorer: Scorer, t: int) -> Scored:
-        return Scored.concat([scorer.score(self.spans[t].files(split)) for split in SPLITS])
+    def logged(self, scorer: Scorer, t: int, by_impression: dict) -> Scored:
+        """The model's scores of span t's logged impressions (all splits), for NDCG/AUC on them.
+
+        The logged pages are the same searches and candidates the counterfactual scored (the
+        served inputs carry no position), so their scores are looked up; only impressions not
+        among them would be scored again.
+        """
+        parts = []
+        for split in SPLITS:
+            logged = read_split(tuple(self.spans[t].files(split)))
+            keys = list(zip((g.decode() for g in logged.groups), logged.items, strict=True))
+            if all(k in by_impression for k in keys):
+                parts.append(Scored(logged.groups, logged.labels, np.array([by_impression[k] for k in keys]),
+                                    logged.positions))
+            else:
+                parts.append(scorer.score(self.spans[t].files(split)))
+        return Scored.concat(parts)
 
     def curve(self, t: int):
         """The examination curve the pipeline would estimate at span t (its window's train logs)."""
@@ -144,8 +164,6 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
 
     `extra`: more strategies (a sweep) run and reported beside the standard ones.
     """
-    from trainer import task
-
     settings.validate()
     started = time.time()
     stream_dir, models_dir = os.path.join(out, "stream"), os.path.join(out, "models")
@@ -167,20 +185,7 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
     for strategy in extra or []:
         plan[strategy.name] = strategy
 
-    def fit(strategy: Strategy, t: int, base: task.Trained | None) -> tuple[task.Trained, int]:
-        """Trains `strategy`'s model through span t (0-based); returns it and its window's size."""
-        where = os.path.join(models_dir, strategy.name, spans[t].date)
-        window = strategy.window_spans(settings.window)
-        members = spans[max(0, t - window + 1): t + 1] if strategy.replay_fraction > 0 else [spans[t]]
-        train_files, window_examples = _window(members, spans[t], strategy.replay_fraction, where,
-                                               settings.train.seed)
-        config = strategy.train_config(settings.train, settings.epochs, settings.warm_epochs)
-        trained = task.fit(config, train_files, spans[t].files("eval"), None,
-                           base.as_base() if base is not None else None)
-        shutil.rmtree(where, ignore_errors=True)
-        return trained, window_examples
-
-    first, _ = fit(Strategy("initial", warm=False), 0, None)
+    first, _ = _fit(Strategy("initial", warm=False), 0, None, spans, settings, models_dir)
     first_view = _View(first, stream)
     say(f"  first model (span {spans[0].date}): next span {first_view.expected(1).line()}; "
         f"{first.facts['train_seconds']:.0f}s")
@@ -193,40 +198,138 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
         _record(static, first_view.logged(t + 1))
     static.early = [first_view.early()]
 
-    for name, strategy in plan.items():
-        if not strategy.updates:
-            continue
-        tally, serving = tallies[name], first_view
-        latest = serving  # what the next update starts from
-        tally.early.append(first_view.early())
-        for t in range(1, settings.days - 1):
-            clock = time.time()
-            trained, window_examples = fit(strategy, t, latest.trained if strategy.warm else None)
-            tally.update_seconds += time.time() - clock
-            tally.train_seconds += float(trained.facts["train_seconds"])
-            tally.train_examples += int(trained.facts["examples_processed"])
-            tally.train_flops += int(trained.facts["train_flops"])
-            tally.window_examples += window_examples
-            candidate = _View(trained, stream)
-            decision = blessing.decide(candidate, serving, t, stream.curve(t), settings)
-            truth = candidate.expected(t + 1).model_per_100 > serving.expected(t + 1).model_per_100
-            decision["truth"] = bool(truth)
-            tally.decisions.append(decision)
-            blessed = decision[blessing.product_rule(settings)]
-            tally.candidates.append(candidate.expected(t + 1))
-            if blessed or not strategy.follows_blessing:
-                serving = latest = candidate
-            tally.expected.append(serving.expected(t + 1))
-            tally.per_search.append(serving.per_search(t + 1))
-            _record(tally, serving.logged(t + 1))
-            tally.early.append(serving.early())
-            say(f"  {name:<19} through {spans[t].date}: next span {serving.expected(t + 1).line()}; "
-                f"blessed {'yes' if blessed else 'no '} (right: {'yes' if blessed == truth else 'no'}), "
-                f"{trained.facts['examples_processed']} examples, "
-                f"{trained.facts['train_flops'] / 1e12:.2f} TFLOP, fit {time.time() - clock:.0f}s")
+    updating = [strategy for strategy in plan.values() if strategy.updates]
+    if settings.jobs <= 1 or len(updating) <= 1:
+        for strategy in updating:
+            tallies[strategy.name] = _run_strategy(strategy, first_view, stream, settings, models_dir, say)
+    else:
+        tallies.update(_run_in_processes(updating, first, first_view, spans, settings, pipeline_window,
+                                         models_dir, say))
     results = _results(settings, spans, tallies, first_view)
     results["wall_seconds"] = round(time.time() - started, 1)
     return results
+
+
+def _fit(strategy: Strategy, t: int, base, spans: list[StreamSpan], settings: BenchSettings, models_dir: str):
+    """Trains `strategy`'s model through span t (0-based); returns it and its window's size."""
+    from trainer import task
+
+    where = os.path.join(models_dir, strategy.name, spans[t].date)
+    window = strategy.window_spans(settings.window)
+    members = spans[max(0, t - window + 1): t + 1] if strategy.replay_fraction > 0 else [spans[t]]
+    train_files, window_examples = _window(members, spans[t], strategy.replay_fraction, where, settings.train.seed)
+    config = strategy.train_config(settings.train, settings.epochs, settings.warm_epochs)
+    trained = task.fit(config, train_files, spans[t].files("eval"), None,
+                       base.as_base() if base is not None else None)
+    shutil.rmtree(where, ignore_errors=True)
+    return trained, window_examples
+
+
+def _run_strategy(strategy: Strategy, first_view: _View, stream: _Stream, settings: BenchSettings,
+                  models_dir: str, say: Callable[[str], None]) -> _Tally:
+    """Every update of one strategy from the shared first model, each scored on its next span."""
+    spans, name = stream.spans, strategy.name
+    tally, serving = _Tally(), first_view
+    latest = serving  # what the next update starts from
+    tally.early.append(first_view.early())
+    for t in range(1, settings.days - 1):
+        clock = time.time()
+        trained, window_examples = _fit(strategy, t, latest.trained if strategy.warm else None, spans, settings,
+                                        models_dir)
+        fit_seconds = time.time() - clock
+        tally.update_seconds += fit_seconds
+        tally.train_seconds += float(trained.facts["train_seconds"])
+        tally.train_examples += int(trained.facts["examples_processed"])
+        tally.train_flops += int(trained.facts["train_flops"])
+        tally.window_examples += window_examples
+        candidate = _View(trained, stream)
+        decision = blessing.decide(candidate, serving, t, stream.curve(t), settings)
+        truth = candidate.expected(t + 1).model_per_100 > serving.expected(t + 1).model_per_100
+        decision["truth"] = bool(truth)
+        tally.decisions.append(decision)
+        blessed = decision[blessing.product_rule(settings)]
+        tally.candidates.append(candidate.expected(t + 1))
+        if blessed or not strategy.follows_blessing:
+            serving = latest = candidate
+        tally.expected.append(serving.expected(t + 1))
+        tally.per_search.append(serving.per_search(t + 1))
+        _record(tally, serving.logged(t + 1))
+        tally.early.append(serving.early())
+        say(f"  {name:<19} through {spans[t].date}: next span {serving.expected(t + 1).line()}; "
+            f"blessed {'yes' if blessed else 'no '} (right: {'yes' if blessed == truth else 'no'}), "
+            f"{trained.facts['examples_processed']} examples, "
+            f"{trained.facts['train_flops'] / 1e12:.2f} TFLOP, fit {fit_seconds:.0f}s + scoring "
+            f"{time.time() - clock - fit_seconds:.0f}s")
+    return tally
+
+
+def _cost(strategy: Strategy, settings: BenchSettings) -> float:
+    """Rough relative cost of a strategy's updates: a fixed share per fit plus its passes over data."""
+    config = strategy.train_config(settings.train, settings.epochs, settings.warm_epochs)
+    passes = (config.warm_start_epochs or config.epochs) if strategy.warm else config.epochs
+    window = strategy.window_spans(settings.window)
+    return 1.0 + 0.5 * passes * (1.0 + strategy.replay_fraction * (min(window, settings.days) - 1))
+
+
+def _run_in_processes(updating: list[Strategy], first, first_view: _View, spans: list[StreamSpan],
+                      settings: BenchSettings, pipeline_window: int, models_dir: str,
+                      say: Callable[[str], None]) -> dict[str, _Tally]:
+    """The strategies split over `settings.jobs` fresh processes, largest first to the least loaded.
+
+    Tracing and graph building, most of a small update's cost on 2 cores, run on one Python
+    thread, so two processes keep both cores busy. Each process rebuilds the first model from its
+    weights (`trainer.task.rebuild`: the same scores) and reads the first model's scores from here.
+    """
+    import concurrent.futures
+    import multiprocessing
+    import queue as queue_lib
+
+    for t in range(0, settings.days):  # everything a worker would otherwise score again
+        if t >= 1:
+            first_view.expected(t)
+        if t < settings.days - 1:
+            first_view.test(t)
+    first_view.early()
+    loads: list[list[Strategy]] = [[] for _ in range(min(settings.jobs, len(updating)))]
+    for strategy in sorted(updating, key=lambda s: -_cost(s, settings)):
+        min(loads, key=lambda group: sum(_cost(s, settings) for s in group)).append(strategy)
+    base = dataclasses.replace(first.as_base(), teacher=None)  # a tf.function does not pickle
+    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    lines = context.Queue()  # the workers' progress lines, said here as they come
+    tallies: dict[str, _Tally] = {}
+    with concurrent.futures.ProcessPoolExecutor(len(loads), mp_context=context, initializer=_set_progress_queue,
+                                                initargs=(lines,)) as pool:
+        futures = [pool.submit(_worker, group, base, first_view._cache, spans, settings, pipeline_window,
+                               models_dir) for group in loads]
+        pending = set(futures)
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=1.0)
+            while True:
+                try:
+                    say(lines.get_nowait())
+                except queue_lib.Empty:
+                    break
+            for future in done:
+                tallies.update(future.result())
+    return {s.name: tallies[s.name] for s in updating}
+
+
+_PROGRESS = None  # in a worker process: the queue its progress lines go to
+
+
+def _set_progress_queue(queue) -> None:
+    global _PROGRESS
+    _PROGRESS = queue
+
+
+def _worker(group: list[Strategy], base, first_cache: dict, spans: list[StreamSpan], settings: BenchSettings,
+            pipeline_window: int, models_dir: str) -> dict[str, _Tally]:
+    from trainer import task
+
+    stream = _Stream(spans, settings, pipeline_window)
+    first_view = _View(task.rebuild(base), stream)
+    first_view._cache.update(first_cache)
+    return {s.name: _run_strategy(s, first_view, stream, settings, models_dir, _PROGRESS.put) for s in group}
 
 
 class _View:
@@ -253,7 +356,8 @@ class _View:
         return self._once("early", lambda: self.stream.early_span(self.scorer))
 
     def logged(self, t: int) -> Scored:
-        return self._once(("logged", t), lambda: self.stream.logged(self.scorer, t))
+        by_impression = self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))[2]
+        return self._once(("logged", t), lambda: self.stream.logged(self.scorer, t, by_impression))
 
     def test(self, t: int) -> Scored:
         return self._once(("test", t), lambda: self.scorer.score(self.stream.spans[t].files("test")))
@@ -352,7 +456,7 @@ def goals(table: dict[str, dict], agreement: dict, drift: str) -> dict[str, dict
             "met": bool(lift >= 0.05), "lift": round(lift, 4),
             "note": "the goal is set for strong drift" if drift != "strong" else ""}
     if agreement:
-        weighted, unweighted = agreement.get("ips_trusted"), agreement.get("unweighted")
+        weighted, unweighted = agreement.get("ips"), agreement.get("unweighted")
         if weighted and unweighted:
             verdicts["weighted_blessing_agrees_more"] = {
                 "met": bool(weighted["agreement"] > unweighted["agreement"]),

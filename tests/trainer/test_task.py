@@ -99,6 +99,17 @@ def test_a_warm_started_update_runs_warm_start_epochs_and_stops_on_the_purchase_
     assert scratch.facts["epochs_run"] == 3
     objective = trained.facts["val_purchase_objective"]
     assert np.isfinite(objective) and objective > 0
+    # Handed over as weights alone (how the bench ships a model to another process), it is rebuilt
+    # scoring exactly as before.
+    import dataclasses
+
+    from freshrank.bench.scoring import read_split
+    from trainer.task import rebuild
+
+    rebuilt = rebuild(dataclasses.replace(trained.as_base(), teacher=None))
+    columns = read_split((poisoned_eval,)).columns
+    np.testing.assert_allclose(rebuilt.score(columns), trained.score(columns), rtol=1e-5, atol=1e-7)
+    assert np.ptp(trained.score(columns)) > 0
 
 
 def test_partial_mode_leaves_the_frozen_layers_as_the_base_had_them_and_anchoring_holds_the_rest(base):

@@ -78,7 +78,8 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     train_examples = 0
     for member in members:
         fraction = 1.0 if member["span"] == span else replay_fraction
-        train_examples += _copy_split(member, TRAIN, train_dir, fraction, seed)
+        if fraction > 0.0:  # an older span with no replay share is not read at all
+            train_examples += _copy_split(member, TRAIN, train_dir, fraction, seed)
     eval_examples = _copy_split(index.get(span), EVAL, eval_dir, 1.0, seed)
     curve = ips_split.estimate_curve([path for member in members for path in _split_files(member, TRAIN)])
     test_dir = os.path.join(window.uri, f"Split-{TEST}")

@@ -18,8 +18,12 @@ TINY = TrainConfig(bert=BertConfig(hidden_size=16, num_layers=2, num_heads=2, in
 
 
 def test_tiny_bench_writes_all_seven_strategies(tmp_path):
-    settings = BenchSettings(days=3, requests_per_day=80, epochs=1, warm_epochs=1, train=TINY)
-    results = run_bench(str(tmp_path), settings, say=lambda line: None)
+    # Two processes, as `freshrank bench` runs by default: each rebuilds the first model from its
+    # weights and sends its progress lines back.
+    settings = BenchSettings(days=3, requests_per_day=80, epochs=1, warm_epochs=1, train=TINY, jobs=2)
+    lines: list[str] = []
+    results = run_bench(str(tmp_path), settings, say=lines.append)
+    assert {line.split()[0] for line in lines if " through " in line} == set(STRATEGIES[1:])
     paths = write_all(str(tmp_path), results)
     loaded = json.loads(open(paths[0], encoding="utf-8").read())
     table = loaded["strategies"]
@@ -49,8 +53,9 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     per_example = {n: table[n]["train_flops"] / table[n]["train_examples"] for n in STRATEGIES[1:]}
     assert per_example["warm_start"] == pytest.approx(per_example["full_retrain"])
     assert per_example["warm_start_partial"] < 0.9 * per_example["warm_start"]
-    # pipeline_default is the trainer config's defaults: the whole window, replayed whole.
-    assert table["pipeline_default"]["window_examples"] == table["full_retrain"]["window_examples"]
+    # pipeline_default is the trainer config's defaults: the newest span alone (no replay), two passes.
+    assert table["pipeline_default"]["window_examples"] == table["warm_start"]["window_examples"]
+    assert table["pipeline_default"]["train_examples"] == 2 * table["warm_start"]["train_examples"]
     # Forgetting and the blessing rules are measured counterfactually / against the truth.
     assert all(math.isfinite(table[n]["forgetting"]) for n in STRATEGIES[1:])
     agreement = loaded["blessing_agreement"]
