@@ -92,9 +92,9 @@ class TrainConfig:
     # A warm-started update: two passes over the newest span at the from-scratch peak rate, with
     # warm-up and decay, and no replay of older spans. Measured against full retraining (7-span
     # window, 3 epochs, from scratch) on a mild and a strong stream (benchmarks/update_sweep.py,
-    # docs/warm-start.md): the best of 12 update variants at a quarter of full retraining's compute
-    # or less (about 13%); one pass at 1e-3 lost 7-14 points of the legacy-to-best gap, replay did not
-    # recover them.
+    # docs/warm-start.md): the best of the measured updates at a quarter of full retraining's
+    # compute or less (19% over the first four updates, less as the window fills); the old default
+    # update (one pass at 1e-3) captured 3-14 points less of the legacy-to-best gap.
     warm_start_learning_rate: float = 3e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
