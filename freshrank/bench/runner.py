@@ -17,6 +17,8 @@ decision is compared with the truth (the candidate orders the next span better t
 would replace, counterfactually) in `blessing_agreement`. Strategies other than pipeline_default
 continue from their own latest model either way, so each is measured as itself.
 
+The updating strategies run in `jobs` processes (`_run_in_processes`; 1: in this one).
+
 Forgetting is counterfactual too: the gap share on span 1's held-out searches (its test split,
 trained on by no model) of the first model minus that of the strategy's final model.
 """
