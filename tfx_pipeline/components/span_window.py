@@ -33,6 +33,7 @@ from tfx.utils import io_utils
 from tfx_pipeline import data_gate, ips_split
 from tfx_pipeline.spans import span_date
 from trainer import propensity
+from trainer.config import GROUP_KEY
 
 TRAIN, EVAL, TEST = "train", "eval", "test"
 
@@ -158,12 +159,19 @@ def _copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: i
     target = os.path.join(out_dir, f"{member['date']}-replay.gz")
     with tf.io.TFRecordWriter(target, options="GZIP") as writer:
         for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
-            # A hash of the record decides, so the same sample is replayed on every rerun.
-            digest = hashlib.blake2b(record, digest_size=8, key=str(seed).encode()).digest()
+            # A keyed hash of the record's result page decides: a page is replayed whole or not at
+            # all (the listwise losses need whole pages), and the same sample on every rerun.
+            digest = hashlib.blake2b(_page_key(record), digest_size=8, key=str(seed).encode()).digest()
             if int.from_bytes(digest, "big") / 2**64 < fraction:
                 writer.write(record)
                 kept += 1
     return kept
+
+
+def _page_key(record: bytes) -> bytes:
+    """The record's `request_id` (its result page); the record itself when it has none."""
+    values = tf.train.Example.FromString(record).features.feature[GROUP_KEY].bytes_list.value
+    return values[0] if values else record
 
 
 def _split_files(member: dict, split: str) -> list[str]:

@@ -33,13 +33,22 @@ def _sample(member: dict, out, fraction: float, seed: int) -> tuple[int, list[by
     return kept, _records(os.path.join(out, "*"))
 
 
-def test_replay_keeps_the_configured_share_of_an_older_span(member, tmp_path):
+def _page(record: bytes) -> bytes:
+    return tf.train.Example.FromString(record).features.feature["request_id"].bytes_list.value[0]
+
+
+def test_replay_keeps_the_configured_share_of_an_older_span_in_whole_pages(member, tmp_path):
     source = _records(os.path.join(member["examples_uri"], "Split-train", "*"))
     kept, sample = _sample(member, tmp_path / "a", 0.25, seed=0)
     assert kept == len(sample)
-    # 3000 Bernoulli(0.25) draws: the standard deviation of the count is 24.
-    assert abs(kept - 0.25 * len(source)) < 5 * 24
+    # Pages drawn Bernoulli(0.25): the count of pages kept is within 5 standard deviations.
+    pages = {_page(r) for r in source}
+    chosen_pages = {_page(r) for r in sample}
+    assert abs(len(chosen_pages) - 0.25 * len(pages)) < 5 * (len(pages) * 0.25 * 0.75) ** 0.5
     assert set(sample) <= set(source)
+    # A page is replayed whole or not at all: the listwise losses see no truncated pages.
+    chosen = {_page(r) for r in sample}
+    assert sorted(sample) == sorted(r for r in source if _page(r) in chosen)
     # Records are sampled independently of their shard: both shards are represented.
     firsts = set(_records(os.path.join(member["examples_uri"], "Split-train", "*00000-of-*")))
     assert 0 < len(set(sample) & firsts) < kept
@@ -51,7 +60,7 @@ def test_the_same_seed_replays_the_same_sample_and_another_seed_another(member, 
     _, other = _sample(member, tmp_path / "c", 0.3, seed=1)
     assert first == again
     overlap = len(set(first) & set(other)) / len(first)
-    assert 0.15 < overlap < 0.5  # independent samples of 30% overlap by about 30%
+    assert 0.1 < overlap < 0.55  # independent samples of 30% of the pages overlap by about 30%
 
 
 def test_fraction_one_copies_every_shard_and_zero_replays_nothing(member, tmp_path):
