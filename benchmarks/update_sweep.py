@@ -47,11 +47,11 @@ def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int
 
     where = os.path.join(out, f"{seed}-{drift}")
     os.makedirs(where, exist_ok=True)
-    log = open(os.path.join(where, "progress.log"), "w", buffering=1)
     extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1]) for name in names]
     settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift,
                              only=("full_retrain",) if full_retrain else ())
-    results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
+    with open(os.path.join(where, "progress.log"), "w", buffering=1) as log:
+        results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
     with open(os.path.join(where, "bench.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
     return results

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from freshrank.market import Market, Search
+from freshrank.market.market import PageOutcomes
 
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.95
@@ -69,16 +70,35 @@ class Comparison:
                 f"(model - legacy {self.diff_per_100:+.2f}, 95% CI [{lo:+.2f}, {hi:+.2f}])")
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The orders every model is compared with on one set of searches: legacy, best, random."""
+
+    legacy: PageOutcomes
+    oracle: PageOutcomes
+    random: PageOutcomes
+
+
+def reference(market: Market, searches: Sequence[Search]) -> Reference:
+    """Computed once per set of searches: it does not depend on the model being compared."""
+    if not searches:
+        raise ValueError("no searches to compare on")
+    return Reference(legacy=market.expected_outcomes(searches, market.legacy_rankings(searches)),
+                     oracle=market.expected_outcomes(searches, market.oracle_rankings(searches)),
+                     random=market.random_order_outcomes(searches))
+
+
 def compare(market: Market, searches: Sequence[Search], model_rankings: Sequence[Sequence[str]],
             bootstrap_samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> Comparison:
     """Scores `model_rankings` of `searches` exactly, with a paired bootstrap over searches."""
-    if not searches:
-        raise ValueError("no searches to compare on")
-    model = market.expected_outcomes(searches, model_rankings)
-    legacy = market.expected_outcomes(searches, market.legacy_rankings(searches))
-    oracle = market.expected_outcomes(searches, market.oracle_rankings(searches))
-    random = market.random_order_outcomes(searches)
-    m, lg, o = model.purchases, legacy.purchases, oracle.purchases
+    base = reference(market, searches)
+    return compare_outcomes(market.expected_outcomes(searches, model_rankings), base, bootstrap_samples, seed)
+
+
+def compare_outcomes(model: PageOutcomes, base: Reference, bootstrap_samples: int = BOOTSTRAP_SAMPLES,
+                     seed: int = 0) -> Comparison:
+    """`compare` for a model's outcomes already computed, against a reference computed once."""
+    m, lg, o = model.purchases, base.legacy.purchases, base.oracle.purchases
     idx = np.random.default_rng(seed).integers(0, len(m), (bootstrap_samples, len(m)))
     diff = (m - lg)[idx].mean(axis=1)
     gap = (o - lg)[idx].mean(axis=1)
@@ -87,12 +107,12 @@ def compare(market: Market, searches: Sequence[Search], model_rankings: Sequence
     return Comparison(
         searches=len(m),
         model_per_100=100.0 * float(m.mean()), legacy_per_100=100.0 * float(lg.mean()),
-        oracle_per_100=100.0 * float(o.mean()), random_per_100=100.0 * float(random.purchases.mean()),
+        oracle_per_100=100.0 * float(o.mean()), random_per_100=100.0 * float(base.random.purchases.mean()),
         gap_share=gap_share(float(m.mean()), float(lg.mean()), float(o.mean())),
         diff_ci=(100.0 * float(np.quantile(diff, tail)), 100.0 * float(np.quantile(diff, 1 - tail))),
         gap_share_ci=(float(np.nanquantile(shares, tail)), float(np.nanquantile(shares, 1 - tail))),
         model_clicks_per_100=100.0 * float(model.clicks.mean()),
-        legacy_clicks_per_100=100.0 * float(legacy.clicks.mean()),
+        legacy_clicks_per_100=100.0 * float(base.legacy.clicks.mean()),
     )
 
 

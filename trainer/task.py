@@ -103,25 +103,17 @@ class Trained:
         if getattr(self, "_column_fn", None) is None:
             signature = {name: tf.TensorSpec([None], tf.string) for name in self.config.string_inputs()}
             signature[PRICE_FEATURE] = tf.TensorSpec([None], tf.float32)
-            preprocessor, core, config = self.preprocessor, self.core, self.config
-
-            @tf.function(autograph=False, input_signature=[signature])
-            def score(features):
-                return purchase_probability(core(preprocessor(features), training=False), config)
-
-            self._column_fn = score
+            self._column_fn = tf.function(self._served, autograph=False, input_signature=[signature])
         return self._column_fn
 
     def _scorer(self):
+        """The served score of a feature dict of any shape (the teacher inside a tf.data map)."""
         if getattr(self, "_score_fn", None) is None:
-            preprocessor, core, config = self.preprocessor, self.core, self.config
-
-            @tf.function(autograph=False, reduce_retracing=True)
-            def score(features):
-                return purchase_probability(core(preprocessor(features), training=False), config)
-
-            self._score_fn = score
+            self._score_fn = tf.function(self._served, autograph=False, reduce_retracing=True)
         return self._score_fn
+
+    def _served(self, features: dict) -> tf.Tensor:
+        return purchase_probability(self.core(self.preprocessor(features), training=False), self.config)
 
     def as_base(self) -> export.BaseModel:
         """This model as the next update's base, without a round trip through disk."""
@@ -176,9 +168,7 @@ def fit(
     vocabs = _vocabularies(config, window, base, scratch)
 
     with strategy.scope():
-        core = skip_autograph(build_core(config, vocabs))
-        tower = build_position_tower(config) if config.position_bias == "tower" else None
-        model = skip_autograph(build_training_model(core, tower, config))
+        core, tower, model = _build(config, vocabs)
         report = restore_weights(model, base.weights, base.vocabs, vocabs) if base else None
         if base is None and config.init_checkpoint:
             from trainer.checkpoint import load_encoder_weights
@@ -231,12 +221,17 @@ def rebuild(base: export.BaseModel) -> Trained:
     """
     keras.backend.clear_session()
     config, vocabs = base.config, base.vocabs
-    core = skip_autograph(build_core(config, vocabs))
-    tower = build_position_tower(config) if config.position_bias == "tower" else None
-    model = skip_autograph(build_training_model(core, tower, config))
+    core, tower, model = _build(config, vocabs)
     restore_weights(model, base.weights, base.vocabs, vocabs)
     return Trained(config, vocabs, Preprocessor(config, vocabs), core, tower, dict(base.facts),
                    os.path.dirname(vocabs.wordpiece_path))
+
+
+def _build(config: TrainConfig, vocabs: Vocabularies):
+    """The serving core, the training-only position tower (or None) and the model training fits."""
+    core = skip_autograph(build_core(config, vocabs))
+    tower = build_position_tower(config) if config.position_bias == "tower" else None
+    return core, tower, skip_autograph(build_training_model(core, tower, config))
 
 
 VAL_AUC = f"val_{PURCHASE_OUTPUT}_auc"

@@ -110,23 +110,25 @@ class _Stream:
         first = spans[0].date
         self.early = [s for s in self.searches[first] if split_of(s.request_id) == "test"]
         self._curves: dict[int, object] = {}
+        self._references: dict[object, counterfactual.Reference] = {}
 
     def expected(self, scorer: Scorer, t: int) -> tuple[counterfactual.Comparison, np.ndarray, dict]:
         """The model's order of span t's searches against legacy and the best order, exactly; that
         order's expected purchases search by search; and each impression's score."""
-        return self._compare(scorer, self.searches[self.spans[t].date])
+        return self._compare(scorer, self.searches[self.spans[t].date], t)
 
     def early_span(self, scorer: Scorer) -> counterfactual.Comparison:
         """The same on span 1's held-out searches: what an update forgot."""
-        return self._compare(scorer, self.early)[0]
+        return self._compare(scorer, self.early, "early")[0]
 
-    def _compare(self, scorer: Scorer, pages) -> tuple[counterfactual.Comparison, np.ndarray, dict]:
+    def _compare(self, scorer: Scorer, pages, key) -> tuple[counterfactual.Comparison, np.ndarray, dict]:
         scores = counterfactual.score_searches(pages, scorer.score_columns)
-        rankings = counterfactual.rank_by_scores(pages, scores)
+        model = self.market.expected_outcomes(pages, counterfactual.rank_by_scores(pages, scores))
+        if key not in self._references:  # legacy, best and random orders: the same for every model
+            self._references[key] = counterfactual.reference(self.market, pages)
         by_impression = {(s.request_id, c["product_id"]): float(v) for s, page in zip(pages, scores, strict=True)
                          for c, v in zip(s.candidates, page, strict=True)}
-        return (counterfactual.compare(self.market, pages, rankings),
-                self.market.expected_outcomes(pages, rankings).purchases, by_impression)
+        return counterfactual.compare_outcomes(model, self._references[key]), model.purchases, by_impression
 
     def logged(self, scorer: Scorer, t: int, by_impression: dict) -> Scored:
         """The model's scores of span t's logged impressions (all splits), for NDCG/AUC on them.
@@ -347,19 +349,21 @@ class _View:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def _expected(self, t: int) -> tuple[counterfactual.Comparison, np.ndarray, dict]:
+        return self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))
+
     def expected(self, t: int) -> counterfactual.Comparison:
-        return self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))[0]
+        return self._expected(t)[0]
 
     def per_search(self, t: int) -> np.ndarray:
         """Expected purchases of this model's order of span t, search by search."""
-        return self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))[1]
+        return self._expected(t)[1]
 
     def early(self) -> counterfactual.Comparison:
         return self._once("early", lambda: self.stream.early_span(self.scorer))
 
     def logged(self, t: int) -> Scored:
-        by_impression = self._once(("expected", t), lambda: self.stream.expected(self.scorer, t))[2]
-        return self._once(("logged", t), lambda: self.stream.logged(self.scorer, t, by_impression))
+        return self._once(("logged", t), lambda: self.stream.logged(self.scorer, t, self._expected(t)[2]))
 
     def test(self, t: int) -> Scored:
         return self._once(("test", t), lambda: self.scorer.score(self.stream.spans[t].files("test")))
