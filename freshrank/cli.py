@@ -16,7 +16,7 @@ import traceback
 
 import click
 
-from freshrank.cli_options import bless_weighting_option, load_train_config, parse_day
+from freshrank.cli_options import bless_weighting_option, label_check_option, load_train_config, parse_day
 from freshrank.env import configure
 
 configure()
@@ -117,9 +117,10 @@ def _train_config(kwargs: dict):
 @click.option("--max-bad-row-share", default=0.001, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Malformed CSV rows are quarantined to HOME/quarantine/SPAN/; above this share the span is "
                    "rejected (exit 3).")
+@label_check_option
 @_train_options
 def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, bless_weighting,
-        beam_runner, beam_args, max_bad_row_share, **train) -> None:
+        beam_runner, beam_args, max_bad_row_share, label_position_check, **train) -> None:
     """Run the pipeline once on one span; the last stdout line is the run's JSON record."""
     from tfx_pipeline import beam, spans
     from tfx_pipeline.config import PipelineConfig
@@ -131,7 +132,7 @@ def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_
                                 from_scratch=from_scratch, model_name=model_name, train=train_config,
                                 min_auc=min_auc, bless_tolerance=bless_tolerance,
                                 bless_weighting=bless_weighting, beam_pipeline_args=beam.pipeline_args(beam_runner, beam_args),
-                                max_bad_row_share=max_bad_row_share)
+                                max_bad_row_share=max_bad_row_share, label_position_check=label_position_check)
     except (FileNotFoundError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     sys.exit(_run(config))
@@ -224,9 +225,10 @@ def rank(server, query, candidates, top, model_name, timeout, user_id) -> None:
 @click.option("--min-auc", default=0.52, show_default=True, type=float)
 @click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
 @bless_weighting_option
+@label_check_option
 @_train_options
 def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bless_tolerance, bless_weighting,
-          **train) -> None:
+          label_position_check, **train) -> None:
     """Run every complete span that has no run yet, oldest first, exactly once (across restarts)."""
     from freshrank.watch import watch as watch_spans
     from tfx_pipeline.config import PipelineConfig
@@ -238,7 +240,8 @@ def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bles
     def run_span(day):
         config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
                                 model_name=model_name, train=train_config, min_auc=min_auc,
-                                bless_tolerance=bless_tolerance, bless_weighting=bless_weighting)
+                                bless_tolerance=bless_tolerance, bless_weighting=bless_weighting,
+                                label_position_check=label_position_check)
         return run_once(config)
 
     runs_log = os.path.join(os.path.abspath(home), "runs.jsonl")

@@ -1,6 +1,7 @@
 """Option parsing shared by every freshrank command module."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 
@@ -40,3 +41,15 @@ def bless_weighting_option(f):
                         type=click.Choice(list(BLESS_WEIGHTINGS)),
                         help="Blessing metrics inverse-propensity weighted by position (ips; the curve is "
                              "estimated from the window's clicks) or unweighted (none).")(f)
+
+
+def label_check_option(f):
+    """`--label-position-check/--no-label-position-check` (default: PipelineConfig's)."""
+    from tfx_pipeline.config import PipelineConfig
+
+    default = {field.name: field.default for field in dataclasses.fields(PipelineConfig)}["label_position_check"]
+    return click.option("--label-position-check/--no-label-position-check", default=default,
+                        show_default=True,
+                        help="Reject a span whose clicks or purchases no longer fall with position (labels "
+                             "joined to the wrong rows; exit 3). Off only for a results page with no position "
+                             "effect.")(f)

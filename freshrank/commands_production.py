@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from freshrank.cli_options import bless_weighting_option, load_train_config, parse_day
+from freshrank.cli_options import bless_weighting_option, label_check_option, load_train_config, parse_day
 from freshrank.env import configure
 
 configure()
@@ -49,6 +49,7 @@ def _read_json(path: str | None, what: str):
 @click.option("--min-auc", default=0.52, show_default=True, type=float)
 @click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
 @bless_weighting_option
+@label_check_option
 @click.option("--schema-file", help="Schema path in the image or a URI (default: the image's schemas/schema.pbtxt).")
 @click.option("--beam-runner", type=click.Choice(BEAM_RUNNERS), default="direct", show_default=True,
               help="Runner of the Beam components (direct: in each step's own process).")
@@ -70,7 +71,7 @@ def _read_json(path: str | None, what: str):
               help="JSON {project, region, worker_pool_specs}: run the Trainer as a Vertex AI custom job "
                    "(several workers / TPUs; TF_CONFIG set by Vertex).")
 def compile_command(target, image, data_root, home, out, span, window, from_scratch, model_name, pipeline_name,
-                    min_auc, bless_tolerance, bless_weighting, schema_file, beam_runner, beam_args, train_config, distribution,
+                    min_auc, bless_tolerance, bless_weighting, label_position_check, schema_file, beam_runner, beam_args, train_config, distribution,
                     tpu_address, epochs, batch_size, init_checkpoint, init_layers, trainer_cpu, trainer_memory_gb,
                     trainer_accelerator, vertex_training) -> None:
     """Compile the pipeline for Kubeflow Pipelines / Vertex AI; span and window stay runtime parameters."""
@@ -91,7 +92,7 @@ def compile_command(target, image, data_root, home, out, span, window, from_scra
             data_root=data_root, home=home, span=span, window=window, from_scratch=from_scratch,
             model_name=model_name, pipeline_name=pipeline_name, train=train, min_auc=min_auc,
             bless_tolerance=bless_tolerance, bless_weighting=bless_weighting, beam_pipeline_args=args,
-            orchestrator=KUBEFLOW,
+            label_position_check=label_position_check, orchestrator=KUBEFLOW,
             schema_file=schema_file, vertex_training=_read_json(vertex_training, "--vertex-training"),
         )
         job = compile_pipeline(config, image, out, trainer_resources=resources)

@@ -49,6 +49,9 @@ class PipelineConfig:
     # Where ExampleGen reads the span: None = data_root; a local run sets the quarantine's cleaned
     # copy when it dropped rows.
     ingest_root: str | None = None
+    # The label gate (tfx_pipeline/label_check.py): a span whose clicks or purchases no longer fall
+    # with position is rejected as data. Off only for a results page with no position effect.
+    label_position_check: bool = True
 
     def __post_init__(self) -> None:
         self.data_root = _absolute(self.data_root)

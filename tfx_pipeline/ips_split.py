@@ -26,16 +26,21 @@ CURVE_ENTRIES = 11  # entries recorded on the artifact (0 unused, then positions
 
 def estimate_curve(train_files: list[str]) -> np.ndarray:
     """P(examined | position) from the clicks logged in `train_files` (ExampleGen's GZIP TFRecords)."""
-    spec = {POSITION_KEY: tf.io.FixedLenFeature([], tf.int64), CLICK_KEY: tf.io.FixedLenFeature([], tf.int64),
-            ITEM_KEY: tf.io.FixedLenFeature([], tf.string)}
+    columns = read_columns(train_files, {POSITION_KEY: tf.int64, CLICK_KEY: tf.int64, ITEM_KEY: tf.string})
+    return propensity.examination_curve(*(columns[k] for k in (POSITION_KEY, CLICK_KEY, ITEM_KEY)))
+
+
+def read_columns(files: list[str], dtypes: dict[str, tf.dtypes.DType]) -> dict[str, np.ndarray]:
+    """A few scalar columns of ExampleGen's GZIP TFRecords as numpy arrays (the rest is not parsed)."""
+    spec = {key: tf.io.FixedLenFeature([], dtype) for key, dtype in dtypes.items()}
     columns: dict[str, list[np.ndarray]] = {key: [] for key in spec}
-    dataset = tf.data.TFRecordDataset(train_files, compression_type="GZIP").batch(4096)
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
     for batch in dataset.map(lambda records: tf.io.parse_example(records, spec)).as_numpy_iterator():
         for key in spec:
             columns[key].append(batch[key])
-    if not columns[POSITION_KEY]:
-        raise ValueError(f"no train examples in {train_files} to estimate the examination curve from")
-    return propensity.examination_curve(*(np.concatenate(columns[k]) for k in (POSITION_KEY, CLICK_KEY, ITEM_KEY)))
+    if not columns[next(iter(spec))]:
+        raise ValueError(f"no examples in {files}")
+    return {key: np.concatenate(parts) for key, parts in columns.items()}
 
 
 def write_weighted_split(test_files: list[str], out_path: str, curve: np.ndarray) -> int:

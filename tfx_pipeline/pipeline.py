@@ -91,6 +91,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
         window_size=window_size,
         replay_fraction=config.train.replay_fraction,
         seed=config.train.seed,
+        label_position_check=int(config.label_position_check),
     )
     window.add_upstream_node(example_validator)
 

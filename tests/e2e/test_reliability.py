@@ -3,7 +3,7 @@ lock, a rollback, and `kill -9` during evaluation and during the push.
 
 One home for the whole module (tests run in file order and build on each other) to keep the wall
 time down: day 1 pushes v1, day 2 (two malformed rows) pushes v2, days 4 (malformed), 5 (schema)
-and 6 (flipped labels) are rejected, the rollback retires v2, and day 3 is killed twice before a
+and 6 (flipped labels) are rejected, so are days 7-9 (labels shuffled across rows), the rollback retires v2, and day 3 is killed twice before a
 rerun pushes v3 warm-started from v1.
 The kill during training is tests/e2e/test_watch.py (same run_once, under `freshrank watch`).
 Lock: a second `freshrank run` while the first is paused mid-push refuses with exit 1.
@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -30,6 +31,8 @@ pytestmark = pytest.mark.e2e
 # One epoch on a one-span window: these tests are about faults, not model quality.
 FAST = ["--epochs", "1", "--window", "1", "--min-auc", "0.0", "--bless-tolerance", "1.0"]
 DAY1, DAY2, DAY3, DAY4, DAY5, DAY6 = (f"2026-11-0{i}" for i in range(1, 7))
+# Days 7-9: day 3 with its (clicked, purchased) pairs shuffled across the rows, one seed each.
+SHUFFLED = {f"2026-11-0{7 + seed}": seed for seed in range(3)}
 
 
 class Home:
@@ -67,6 +70,14 @@ def _mutate_csv(src_day: str, dst_day: str, data, mutate) -> None:
     part.write_bytes(b"".join(mutate(lines)))
 
 
+def _shuffle_labels(lines: list[bytes], seed: int) -> list[bytes]:
+    """Every row keeps its impression but gets another row's (clicked, purchased) pair: every rate,
+    range and distribution TFDV sees is unchanged, only the labels' relation to the page is lost."""
+    header, rows = lines[0], [line.rstrip(b"\r\n").rsplit(b",", 2) for line in lines[1:]]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return [header, *(b",".join([row[0], *rows[j][1:]]) + b"\n" for row, j in zip(rows, order, strict=True))]
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     state = Home(tmp_path_factory.mktemp("reliability"))
@@ -90,6 +101,8 @@ def home(tmp_path_factory):
                 lambda lines: [line if i == 0 else line.rstrip(b"\r\n")[:-1] + (b"0\n" if line.rstrip()[-1:] == b"1"
                                                                               else b"1\n")
                                for i, line in enumerate(lines)])
+    for day, seed in SHUFFLED.items():
+        _mutate_csv(DAY3, day, state.data, lambda lines, seed=seed: _shuffle_labels(lines, seed))
     result = state.run(DAY1)
     assert result.returncode == 0, result.stderr[-3000:]
     state.versions["v1"] = json.loads(result.stdout.splitlines()[-1])["pushed_version"]
@@ -146,6 +159,21 @@ def test_poisoned_labels_are_stopped_and_the_served_version_stays(home):
     assert "jensen-shannon divergence" in result.stderr.lower()
     assert home.records()[-1]["status"] == "rejected_data" and not home.records()[-1]["blessed"]
     assert home.served() == before
+
+
+def test_labels_shuffled_across_a_span_never_change_the_served_model(home):
+    """The drift gates see nothing (rates kept), and these runs bless anything (tolerance 1, no AUC
+    floor): the label gate alone must stop every shuffle before training (tfx_pipeline/label_check.py)."""
+    before = home.served()
+    trainers = len(home.store().get_executions_by_type("tfx.components.trainer.component.Trainer"))
+    for day in SHUFFLED:
+        result = home.run(day)
+        assert result.returncode == 3, result.stderr[-3000:]
+        assert f"span {day}, split train, feature 'clicked': 'clicked' no longer falls with position" in result.stderr
+        assert "jensen-shannon" not in result.stderr.lower()  # the rate gates passed it
+        assert home.records()[-1]["status"] == "rejected_data" and home.records()[-1]["span"] == day
+        assert home.served() == before
+    assert len(home.store().get_executions_by_type("tfx.components.trainer.component.Trainer")) == trainers
 
 
 def test_rollback_retires_the_newest_version_and_says_why_when_it_cannot(home):

@@ -13,8 +13,10 @@ first entries are recorded as the artifact's `ips_curve`. Trainer reads only tra
 runs the same under every orchestrator.
 
 It is also the data gate: the span's statistics are checked against the schema and the
-previous validated span's statistics (drift comparators); any anomaly raises DataRejected,
-so nothing downstream (training, evaluation, push) runs on bad data.
+previous validated span's statistics (drift comparators), and its clicks and purchases must still
+fall with position as the previous span's do (tfx_pipeline/label_check.py: labels joined to the
+wrong rows keep every statistic TFDV sees); any problem raises DataRejected, so nothing downstream
+(training, evaluation, push) runs on bad data.
 """
 
 import hashlib
@@ -30,10 +32,10 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, ExampleStatistics, Schema
 from tfx.utils import io_utils
 
-from tfx_pipeline import data_gate, ips_split
+from tfx_pipeline import data_gate, ips_split, label_check
 from tfx_pipeline.spans import span_date
 from trainer import propensity
-from trainer.config import GROUP_KEY
+from trainer.config import CLICK_KEY, GROUP_KEY, LABEL_KEY, POSITION_KEY
 
 TRAIN, EVAL, TEST = "train", "eval", "test"
 
@@ -48,6 +50,7 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     window_size: Parameter[int] = 7,
     replay_fraction: Parameter[float] = 1.0,
     seed: Parameter[int] = 0,
+    label_position_check: Parameter[int] = 1,
 ) -> None:
     span = int(examples.get_int_custom_property("span"))
     day = span_date(span).isoformat()
@@ -62,6 +65,8 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
             prev_artifact_uri = previous["statistics_uri"]
             prev_stats = _load_stats_from_uri(prev_artifact_uri, split)
         problems += data_gate.check_split(stats, schema_proto, day, split, prev_stats)
+    if label_position_check and previous is not None and not problems:
+        problems += _label_problems(examples.uri, previous, day)
     if problems:
         raise data_gate.DataRejected(problems)
 
@@ -137,6 +142,19 @@ class SpanIndex:
         return [e for e in self.all() if e["span"] <= span][-size:]
 
 
+def _label_problems(examples_uri: str, previous: dict, day: str) -> list[data_gate.Problem]:
+    """The label gate (tfx_pipeline/label_check.py): the span's train labels against the previous span's."""
+    dtypes = {POSITION_KEY: tf.int64, CLICK_KEY: tf.int64, LABEL_KEY: tf.int64}
+    new = ips_split.read_columns(_files_under(os.path.join(examples_uri, f"Split-{TRAIN}"), day, TRAIN), dtypes)
+    old = ips_split.read_columns(_split_files(previous, TRAIN), dtypes)
+    problems = []
+    for column in (CLICK_KEY, LABEL_KEY):
+        evidence = label_check.evidence(column, new[POSITION_KEY], new[column], old[POSITION_KEY], old[column])
+        if evidence.flat:
+            problems.append(data_gate.Problem(day, TRAIN, column, evidence.describe()))
+    return problems
+
+
 def _load_stats_from_uri(statistics_uri: str, split: str):
     artifact = ExampleStatistics()
     artifact.uri = statistics_uri
@@ -175,8 +193,11 @@ def _page_key(record: bytes) -> bytes:
 
 
 def _split_files(member: dict, split: str) -> list[str]:
-    source = os.path.join(member["examples_uri"], f"Split-{split}")
+    return _files_under(os.path.join(member["examples_uri"], f"Split-{split}"), member["date"], split)
+
+
+def _files_under(source: str, day: str, split: str) -> list[str]:
     files = sorted(tf.io.gfile.glob(os.path.join(source, "*")))
     if not files:
-        raise FileNotFoundError(f"span {member['date']}: no {split} examples under {source}")
+        raise FileNotFoundError(f"span {day}: no {split} examples under {source}")
     return files
