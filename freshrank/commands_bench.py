@@ -31,6 +31,9 @@ import click
               help="warm_start_distill's weight of the previous model's scores.")
 @click.option("--bless-weighting", default="ips", show_default=True, type=click.Choice(["ips", "none"]),
               help="The blessing rule counted in blessed_updates and followed by pipeline_default.")
+@click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="How far below the serving model a candidate's AUC or NDCG@10 may fall and still be "
+                   "blessed (as `freshrank run --bless-tolerance`).")
 @click.option("--strategy", "only", multiple=True,
               help="Run only these strategies (repeatable; static always runs). Default: all.")
 @click.option("--train-config", type=click.Path(exists=True, dir_okay=False),
@@ -39,7 +42,7 @@ import click
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Processes the strategies' updates are split over (1: all in this process).")
 def bench_command(out, days, seed, drift, start, requests_per_day, window, epochs, warm_epochs, replay_fraction,
-                  distill_weight, bless_weighting, only, train_config, jobs) -> None:
+                  distill_weight, bless_weighting, bless_tolerance, only, train_config, jobs) -> None:
     """Does incremental updating pay? Full retrain, five warm-start strategies, the pipeline's default and static.
 
     Exit codes: 0 done (goals are reported, not enforced); 1 stopped by Ctrl-C; 2 bad options.
@@ -53,6 +56,7 @@ def bench_command(out, days, seed, drift, start, requests_per_day, window, epoch
                              start=datetime.date(start.year, start.month, start.day), window=window,
                              epochs=epochs, warm_epochs=warm_epochs, replay_fraction=replay_fraction,
                              distill_weight=distill_weight, bless_weighting=bless_weighting,
+                             bless_tolerance=bless_tolerance,
                              only=tuple(only) if only else None, train=load_train_config(train_config, {}),
                              jobs=jobs)
     try:
