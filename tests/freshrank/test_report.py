@@ -48,3 +48,28 @@ def test_findings_are_computed_from_the_days():
     assert any("Realised (sampled) purchases on those days: 23.0 per 100 searches against 24.5" in line
                for line in lines)
     assert any("2.0-3.0 minutes" in line for line in lines)
+
+
+def test_freshness_plot_marks_the_not_blessed_day(tmp_path, monkeypatch):
+    """Day 2 was not blessed: nothing became AVAILABLE, so its bar has no height; a red mark says why."""
+    import matplotlib.colors
+    from matplotlib.figure import Figure
+
+    from freshrank.report import plot
+
+    drawn = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), savefig(fig, *a, **k))[1])
+    plot(_records(), str(tmp_path / "report.png"))
+    ax = next(a for a in drawn[0].axes if a.get_title().startswith("minutes from span landing to AVAILABLE"))
+    red = matplotlib.colors.to_rgba("tab:red")
+
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == [2.0, 0.0, 3.0]  # blessed days keep their minutes
+    assert [b.get_facecolor() for b in bars][::2] == [matplotlib.colors.to_rgba("tab:green")] * 2
+    marks = [line for line in ax.get_lines() if matplotlib.colors.to_rgba(line.get_color()) == red]
+    assert [list(line.get_xdata()) for line in marks] == [[1]]  # the not-blessed day, and only it
+    assert marks[0].get_ydata()[0] > 0  # above the axis, not hidden under a bar of height 0
+    labels = [t for t in ax.texts if t.get_text() == "not blessed"]
+    assert len(labels) == 1 and labels[0].xy[0] == 1
+    assert matplotlib.colors.to_rgba(labels[0].get_color()) == red
