@@ -1,7 +1,6 @@
 """Option parsing shared by every freshrank command module."""
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 
@@ -47,8 +46,8 @@ def label_check_option(f):
     """`--label-position-check/--no-label-position-check` (default: PipelineConfig's)."""
     from tfx_pipeline.config import PipelineConfig
 
-    default = {field.name: field.default for field in dataclasses.fields(PipelineConfig)}["label_position_check"]
-    return click.option("--label-position-check/--no-label-position-check", default=default,
+    return click.option("--label-position-check/--no-label-position-check",
+                        default=PipelineConfig.label_position_check,
                         show_default=True,
                         help="Reject a span whose clicks or purchases no longer fall with position (labels "
                              "joined to the wrong rows; exit 3). Off only for a results page with no position "
