@@ -16,7 +16,7 @@ import traceback
 
 import click
 
-from freshrank.cli_options import bless_weighting_option, label_check_option, load_train_config, parse_day
+from freshrank.cli_options import bless_options, label_check_option, load_train_config, parse_day
 from freshrank.env import configure
 
 configure()
@@ -106,9 +106,7 @@ def _train_config(kwargs: dict):
 @click.option("--from-scratch", is_flag=True, help="Do not warm-start (the serving model is still the baseline).")
 @click.option("--model-name", default="ranker", show_default=True)
 @click.option("--min-auc", default=0.52, show_default=True, type=float, help="AUC floor for blessing.")
-@click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
-              help="How much worse than the serving model (absolute AUC/NDCG) still blesses.")
-@bless_weighting_option
+@bless_options
 @click.option("--beam-runner", default="direct", show_default=True,
               type=click.Choice(["direct", "flink", "spark", "dataflow", "portable"]),
               help="Runner of the Beam components (direct: in this process). See BUILD.md.")
@@ -223,8 +221,7 @@ def rank(server, query, candidates, top, model_name, timeout, user_id) -> None:
 @click.option("--window", default=7, show_default=True, type=click.IntRange(min=1))
 @click.option("--model-name", default="ranker", show_default=True)
 @click.option("--min-auc", default=0.52, show_default=True, type=float)
-@click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
-@bless_weighting_option
+@bless_options
 @label_check_option
 @_train_options
 def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bless_tolerance, bless_weighting,

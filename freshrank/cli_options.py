@@ -32,13 +32,25 @@ def load_train_config(path: str | None, overrides: dict):
         raise click.UsageError(str(error)) from None
 
 
+def bless_options(f):
+    """`--bless-tolerance` and `--bless-weighting` (defaults: PipelineConfig's)."""
+    from tfx_pipeline.config import PipelineConfig
+
+    f = bless_weighting_option(f)
+    return click.option("--bless-tolerance", default=PipelineConfig.bless_tolerance, show_default=True,
+                        type=click.FloatRange(min=0.0),
+                        help="Refuse a candidate only when its estimated purchases on the new span's held-out "
+                             "pages fall below the serving model's by more than this many standard errors "
+                             "(a large value blesses every candidate above --min-auc).")(f)
+
+
 def bless_weighting_option(f):
-    """`--bless-weighting`, declared beside `--bless-tolerance` (default: PipelineConfig's)."""
+    """`--bless-weighting` (default: PipelineConfig's)."""
     from tfx_pipeline.config import BLESS_WEIGHTINGS, DEFAULT_BLESS_WEIGHTING
 
     return click.option("--bless-weighting", default=DEFAULT_BLESS_WEIGHTING, show_default=True,
                         type=click.Choice(list(BLESS_WEIGHTINGS)),
-                        help="Blessing metrics inverse-propensity weighted by position (ips; the curve is "
+                        help="Blessing estimates inverse-propensity weighted by position (ips; the curve is "
                              "estimated from the window's clicks) or unweighted (none).")(f)
 
 

@@ -7,6 +7,8 @@ import time
 
 import click
 
+from freshrank.cli_options import bless_options
+
 
 @click.command("bench")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
@@ -29,11 +31,7 @@ import click
               help="warm_start_replay's share of each older span.")
 @click.option("--distill-weight", default=0.3, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="warm_start_distill's weight of the previous model's scores.")
-@click.option("--bless-weighting", default="ips", show_default=True, type=click.Choice(["ips", "none"]),
-              help="The blessing rule counted in blessed_updates and followed by pipeline_default.")
-@click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
-              help="How far below the serving model a candidate's AUC or NDCG@10 may fall and still be "
-                   "blessed (as `freshrank run --bless-tolerance`).")
+@bless_options
 @click.option("--strategy", "only", multiple=True,
               help="Run only these strategies (repeatable; static always runs). Default: all.")
 @click.option("--train-config", type=click.Path(exists=True, dir_okay=False),

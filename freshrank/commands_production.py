@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from freshrank.cli_options import bless_weighting_option, label_check_option, load_train_config, parse_day
+from freshrank.cli_options import bless_options, label_check_option, load_train_config, parse_day
 from freshrank.env import configure
 
 configure()
@@ -47,8 +47,7 @@ def _read_json(path: str | None, what: str):
 @click.option("--model-name", default="ranker", show_default=True)
 @click.option("--pipeline-name", default="freshrank", show_default=True)
 @click.option("--min-auc", default=0.52, show_default=True, type=float)
-@click.option("--bless-tolerance", default=0.0, show_default=True, type=click.FloatRange(min=0.0))
-@bless_weighting_option
+@bless_options
 @label_check_option
 @click.option("--schema-file", help="Schema path in the image or a URI (default: the image's schemas/schema.pbtxt).")
 @click.option("--beam-runner", type=click.Choice(BEAM_RUNNERS), default="direct", show_default=True,

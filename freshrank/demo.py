@@ -28,12 +28,6 @@ DEMO_START = datetime.date(2026, 11, 1)
 DEMO_REQUESTS_PER_DAY = 400
 DEMO_WINDOW = 5
 DEMO_EPOCHS = 2
-# A demo day's test split holds ~60 result pages, ~15 of them with a purchase: AUC and NDCG@10 move
-# by +-0.05 between equally good models from noise alone (a first run at tolerance 0 blessed 2 of
-# 5 days, rejecting candidates with a higher AUC over a 0.047 NDCG dip). The demo lets a candidate
-# within 0.05 of the serving model through; the min_auc floor still applies, and `freshrank run`
-# keeps the strict default (0.0) for production-sized spans.
-DEMO_BLESS_TOLERANCE = 0.05
 DAYS_LOG = "demo_days.jsonl"
 # Day 1 stands for the history a shop adopting freshrank already has: that many legacy-ranked
 # searches in one span, so the first model learns from enough purchases to beat the legacy ranking
@@ -128,7 +122,7 @@ def run_demo(home: str, days: int, requests_per_day: int, seed: int, say: Callab
     serving_dir = os.path.join(home, "serving", "ranker")
     say(f"demo: {days} days of a {drift}ly drifting shop; day 1: {history_searches} legacy-ranked searches "
         f"(the shop's history), then {requests_per_day} searches/day ranked by the served model; window {window}, "
-        f"bless tolerance {DEMO_BLESS_TOLERANCE}, home {home}")
+        f"home {home}")
     say(header())
     records: list[dict] = []
     server: ModelServerProcess | None = None
@@ -143,8 +137,7 @@ def run_demo(home: str, days: int, requests_per_day: int, seed: int, say: Callab
             landed = land_span(data, day, traffic.rows)
             progress(f"{day}: span landed ({len(traffic.rows)} impressions, {traffic.purchases} purchases); "
                      "validating, training, evaluating, pushing")
-            run = run_once(PipelineConfig(data_root=data, home=home, span=day, window=window, train=train,
-                                         bless_tolerance=DEMO_BLESS_TOLERANCE))
+            run = run_once(PipelineConfig(data_root=data, home=home, span=day, window=window, train=train))
             if server is None:
                 # The first span is in: from now on the served model ranks the traffic.
                 server = ModelServerProcess(serving_dir, os.path.join(home, "model_server.log"))

@@ -29,6 +29,7 @@ from tfx_pipeline.ips_split import IPS_GAIN_KEY, IPS_WEIGHT_KEY
 from trainer.config import GROUP_KEY, LABEL_KEY
 
 EVAL_SPLIT = TEST  # the window artifact's split the Evaluator reads
+LIFT_MODULE = "tfx_pipeline.purchase_lift_metric"
 NDCG_K = 10
 IPS, UNWEIGHTED = "ips", "none"
 WEIGHTINGS = (IPS, UNWEIGHTED)
@@ -38,16 +39,11 @@ def eval_config(min_auc: float, bless_tolerance: float, weighting: str = IPS) ->
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     weighted = weighting == IPS
-
-    def threshold(lower_bound: float) -> tfma.MetricThreshold:
-        return tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}),
-            change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                         absolute={"value": -bless_tolerance}))
-
     unweighted = tfma.ExampleWeightOptions(unweighted=True)
     counts = [tfma.MetricConfig(class_name="ExampleCount")]
-    auc = tfma.MetricConfig(class_name="AUC", threshold=threshold(min_auc))
+    # The floor: a value threshold, so the first run (no serving model) is judged too (tfx#5148).
+    auc = tfma.MetricConfig(class_name="AUC", threshold=tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_auc})))
     if weighted:
         auc_specs = [
             tfma.MetricsSpec(metrics=[*counts, tfma.MetricConfig(class_name="AUC")], example_weights=unweighted),
@@ -55,6 +51,11 @@ def eval_config(min_auc: float, bless_tolerance: float, weighting: str = IPS) ->
         ]
     else:
         auc_specs = [tfma.MetricsSpec(metrics=[*counts, auc], example_weights=unweighted)]
+    # Against the serving model: a change threshold, which TFX drops when there is none.
+    lift = tfma.MetricConfig(
+        class_name="PurchaseLift", module=LIFT_MODULE, config=json.dumps({"weighted": weighted}),
+        threshold=tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -bless_tolerance})))
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(signature_name="regress", label_key=LABEL_KEY, prediction_key="outputs",
@@ -65,17 +66,13 @@ def eval_config(min_auc: float, bless_tolerance: float, weighting: str = IPS) ->
             *auc_specs,
             tfma.MetricsSpec(
                 query_key=GROUP_KEY,
-                # top_k through binarize (not the metric's own config) so thresholds find ndcg@k.
+                # top_k through binarize (not the metric's own config), as TFMA's NDCG wants it.
                 binarize=tfma.BinarizationOptions(top_k_list={"values": [NDCG_K]}),
                 # One weight per page is all TFMA's NDCG takes: the IPS weights enter through the gain.
                 example_weights=unweighted,
-                metrics=[
-                    tfma.MetricConfig(
-                        class_name="NDCG",
-                        config=json.dumps({"gain_key": IPS_GAIN_KEY if weighted else LABEL_KEY}),
-                        threshold=threshold(0.0),
-                    )
-                ],
+                metrics=[tfma.MetricConfig(class_name="NDCG",
+                                           config=json.dumps({"gain_key": IPS_GAIN_KEY if weighted else LABEL_KEY}))],
             ),
+            tfma.MetricsSpec(query_key=GROUP_KEY, example_weights=unweighted, metrics=[lift]),
         ],
     )

@@ -4,8 +4,9 @@ The test split's pages were ordered by another ranker (legacy, or the serving mo
 at position 8 is rarer than one at position 1 partly because fewer shoppers look that far, so an
 unweighted metric favours whichever model imitates the logged order, usually the serving model
 itself. Each example gets `ips_weight` = 1 / P(examined | position), clipped
-(trainer/propensity.py), and `ips_gain` = purchased x ips_weight, which TFMA's NDCG takes as its
-gain (it accepts one weight per page, not one per impression).
+(trainer/propensity.py), `ips_gain` = purchased x ips_weight, which TFMA's NDCG takes as its
+gain (it accepts one weight per page, not one per impression), and the curve itself, with which the
+purchase-lift metric blesses (tfx_pipeline/purchase_lift_metric.py).
 
 The examination curve is fitted to the clicks of the window's train splits by the position-based
 click model (EM over products): only what the logs hold, no oracle, and several spans keep one
@@ -20,6 +21,9 @@ from trainer import propensity
 from trainer.config import CLICK_KEY, LABEL_KEY, POSITION_KEY
 
 IPS_WEIGHT_KEY, IPS_GAIN_KEY = "ips_weight", "ips_gain"
+# The whole curve (positions 1..N) on every example: the purchase-lift metric looks up the
+# examination at the rank a model gives an item (tfx_pipeline/purchase_lift_metric.py).
+CURVE_KEY = "examination_curve"
 ITEM_KEY = "product_id"
 CURVE_ENTRIES = 11  # entries recorded on the artifact (0 unused, then positions 1-10)
 
@@ -44,7 +48,8 @@ def read_columns(files: list[str], dtypes: dict[str, tf.dtypes.DType]) -> dict[s
 
 
 def write_weighted_split(test_files: list[str], out_path: str, curve: np.ndarray) -> int:
-    """Writes the examples of `test_files` to `out_path` with ips_weight and ips_gain; returns the count."""
+    """Writes the examples of `test_files` to `out_path` with ips_weight, ips_gain and the curve;
+    returns the count."""
     examples = [tf.train.Example.FromString(record) for record in
                 tf.data.TFRecordDataset(test_files, compression_type="GZIP").as_numpy_iterator()]
     positions = np.array([_int_value(e, POSITION_KEY) for e in examples], dtype=np.int64)
@@ -55,6 +60,7 @@ def write_weighted_split(test_files: list[str], out_path: str, curve: np.ndarray
             feature = example.features.feature
             feature[IPS_WEIGHT_KEY].float_list.value[:] = [float(weight)]
             feature[IPS_GAIN_KEY].float_list.value[:] = [float(label * weight)]
+            feature[CURVE_KEY].float_list.value[:] = [float(v) for v in curve[1:]]
             writer.write(example.SerializeToString())
     return len(examples)
 

@@ -53,20 +53,27 @@ def read_metrics(evaluation_uri: str) -> dict:
 
     `auc`, `ndcg@10`, `baseline_auc`, `baseline_ndcg@10`: the newest span's test split,
     IPS-weighted unless the run blessed with `--bless-weighting none` (`weighting` says which);
-    `unweighted_auc` (and `baseline_unweighted_auc`) beside a weighted AUC.
+    `unweighted_auc` (and `baseline_unweighted_auc`) beside a weighted AUC; with a serving
+    model, what blessing decided on: `purchase_lift_per_100` (the candidate's estimated purchases
+    per 100 searches minus the serving model's), `purchase_lift_z` (that in standard errors) and
+    `purchase_lift_pages` (tfx_pipeline/purchase_lift_metric.py).
     """
     # Imported here: light commands (rollback) append records without loading TFMA.
     import tensorflow_model_analysis as tfma
 
     from tfx_pipeline.evaluation import IPS, NDCG_K, UNWEIGHTED
+    from tfx_pipeline.purchase_lift_metric import NAME, PAGES, PER_100
 
     found: dict[tuple[str, str, bool], float | None] = {}
+    lift: dict[str, float] = {}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue
         for kv in slice_metrics.metric_keys_and_values:
             key = kv.key
             if key.is_diff:
+                if key.name in (NAME, PER_100, PAGES):
+                    lift[key.name] = round(kv.value.double_value.value, 4)
                 continue
             name = key.name.lower()
             if name == "ndcg" and key.sub_key.top_k.value == NDCG_K:
@@ -87,7 +94,7 @@ def read_metrics(evaluation_uri: str) -> dict:
         metrics[model + label] = value
     if found:
         metrics["weighting"] = IPS if weighted_auc else UNWEIGHTED
-    return metrics
+    return {**metrics, **lift}
 
 
 def append(runs_log: str, record: dict[str, Any]) -> None:

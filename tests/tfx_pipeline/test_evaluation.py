@@ -18,9 +18,11 @@ import tensorflow_model_analysis as tfma
 
 from tfx_pipeline import run_summary
 from tfx_pipeline.evaluation import eval_config
-from tfx_pipeline.ips_split import IPS_GAIN_KEY, IPS_WEIGHT_KEY
+from tfx_pipeline.ips_split import CURVE_KEY, IPS_GAIN_KEY, IPS_WEIGHT_KEY
+from tfx_pipeline.purchase_lift import lift
+from tfx_pipeline.purchase_lift_metric import NAME as LIFT
 
-MIN_AUC, BLESS = 0.52, 0.02
+MIN_AUC, BLESS = 0.52, 1.0
 
 
 def _thresholds(config: tfma.EvalConfig, has_baseline: bool = True) -> dict[tuple, list]:
@@ -40,10 +42,11 @@ def _thresholds(config: tfma.EvalConfig, has_baseline: bool = True) -> dict[tupl
     return found
 
 
-def test_ips_thresholds_floor_and_compare_the_weighted_auc_and_the_ips_gain_ndcg():
+def test_ips_thresholds_floor_the_weighted_auc_and_compare_estimated_purchases():
     found = _thresholds(eval_config(MIN_AUC, BLESS))
-    assert found == pytest.approx({("auc", True, False): MIN_AUC, ("auc", True, True): -BLESS,
-                                   ("ndcg", False, False): 0.0, ("ndcg", False, True): -BLESS})
+    assert found == pytest.approx({("auc", True, False): MIN_AUC, (LIFT, False, True): -BLESS})
+    lift_spec = next(s for s in eval_config(MIN_AUC, BLESS).metrics_specs if s.metrics[0].class_name == "PurchaseLift")
+    assert lift_spec.query_key == "request_id" and json.loads(lift_spec.metrics[0].config) == {"weighted": True}
 
 
 def test_ips_weighting_weighs_auc_by_example_and_ndcg_through_the_gain():
@@ -52,10 +55,10 @@ def test_ips_weighting_weighs_auc_by_example_and_ndcg_through_the_gain():
     ndcg_spec = next(s for s in config.metrics_specs if s.query_key)
     assert ndcg_spec.example_weights.unweighted and not ndcg_spec.example_weights.weighted
     assert json.loads(ndcg_spec.metrics[0].config) == {"gain_key": IPS_GAIN_KEY}
-    # An unweighted AUC is computed beside the weighted one, without thresholds.
+    # An unweighted AUC is computed beside the weighted one, without thresholds; NDCG is reported.
     plain = [s for s in config.metrics_specs if not s.query_key and s.example_weights.unweighted]
     assert [m.class_name for s in plain for m in s.metrics] == ["ExampleCount", "AUC"]
-    assert not any(m.HasField("threshold") for s in plain for m in s.metrics)
+    assert not any(m.HasField("threshold") for s in plain + [ndcg_spec] for m in s.metrics)
 
 
 def test_no_weighting_is_unweighted_auc_and_purchase_gain():
@@ -63,8 +66,9 @@ def test_no_weighting_is_unweighted_auc_and_purchase_gain():
     assert config.model_specs[0].example_weight_key == ""
     ndcg_spec = next(s for s in config.metrics_specs if s.query_key)
     assert json.loads(ndcg_spec.metrics[0].config) == {"gain_key": "purchased"}
-    assert set(_thresholds(config)) == {("auc", False, False), ("auc", False, True), ("ndcg", False, False),
-                                        ("ndcg", False, True)}
+    assert set(_thresholds(config)) == {("auc", False, False), (LIFT, False, True)}
+    lift_spec = next(s for s in config.metrics_specs if s.metrics[0].class_name == "PurchaseLift")
+    assert json.loads(lift_spec.metrics[0].config) == {"weighted": False}
     with pytest.raises(ValueError, match="weighting must be one of"):
         eval_config(MIN_AUC, BLESS, weighting="propensity")
 
@@ -72,12 +76,14 @@ def test_no_weighting_is_unweighted_auc_and_purchase_gain():
 def test_without_a_serving_model_only_the_value_thresholds_remain():
     """tensorflow/tfx#5148: a value threshold must survive, or the first run writes no blessing."""
     found = _thresholds(eval_config(MIN_AUC, BLESS), has_baseline=False)
-    assert found == {("auc", True, False): MIN_AUC, ("ndcg", False, False): 0.0}
+    assert found == {("auc", True, False): MIN_AUC}
 
 
 # --- TFMA runs ---------------------------------------------------------------------------------
 
 PAGES, ITEMS = 60, 6
+# P(examined | position) for positions 1..50, the inverse of the weights written below.
+CURVE = [1.0 / min(1.0 + 0.6 * i, 10.0) for i in range(50)]
 
 
 @dataclasses.dataclass
@@ -91,14 +97,14 @@ class Scored:
 
 
 def _write(path: str, sets: list[Scored]) -> dict:
-    rows = {"labels": [], "weights": [], "cand": [], "eval_set": []}
+    rows = {"labels": [], "weights": [], "cand": [], "base": [], "eval_set": [], "page": [], "position": []}
     with tf.io.TFRecordWriter(path) as writer:
         for s in sets:
             rng = np.random.default_rng(s.seed)
             for page in range(PAGES):
                 relevance = rng.random(ITEMS)
                 purchased = (relevance > 0.75) | (relevance == relevance.max())
-                for i in range(ITEMS):
+                for i in range(ITEMS):  # logged in index order: position i + 1
                     weight = min(1.0 + 0.6 * i, 10.0)
                     noise = rng.random(2)
                     # A good model orders by relevance, less surely further down the page.
@@ -108,14 +114,19 @@ def _write(path: str, sets: list[Scored]) -> dict:
                     feature = {
                         "request_id": _bytes(f"{s.eval_set}-{page}"),
                         "purchased": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(purchased[i])])),
+                        "position": tf.train.Feature(int64_list=tf.train.Int64List(value=[i + 1])),
                         IPS_WEIGHT_KEY: _float(weight), IPS_GAIN_KEY: _float(weight * purchased[i]),
+                        CURVE_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=CURVE)),
                         "cand": _float(cand), "base": _float(base),
                     }
                     writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
                     rows["labels"].append(int(purchased[i]))
                     rows["weights"].append(weight)
                     rows["cand"].append(cand)
+                    rows["base"].append(base)
                     rows["eval_set"].append(s.eval_set)
+                    rows["page"].append(f"{s.eval_set}-{page}")
+                    rows["position"].append(i + 1)
     return {k: np.array(v) for k, v in rows.items()}
 
 
@@ -171,6 +182,12 @@ def test_a_better_candidate_is_blessed_and_its_metrics_are_the_ips_weighted_ones
     metrics = run_summary.read_metrics(out)
     assert metrics["weighting"] == "ips"
     assert metrics["auc"] > metrics["baseline_auc"] and metrics["ndcg@10"] > metrics["baseline_ndcg@10"]
+    # Blessing's own figure: the paired estimate of purchases, as tfx_pipeline/purchase_lift computes it.
+    expected = lift(rows["page"], rows["position"], rows["labels"], rows["cand"], rows["base"],
+                    np.r_[1.0, CURVE])
+    assert metrics["purchase_lift_per_100"] == pytest.approx(expected.per_100, abs=1e-3)
+    assert metrics["purchase_lift_z"] == pytest.approx(expected.z(), abs=1e-3) and expected.z() > 3
+    assert metrics["purchase_lift_pages"] == PAGES
     # TFMA's AUC is a Riemann sum over 10,000 thresholds; the weighted value is the IPS-weighted one.
     assert metrics["auc"] == pytest.approx(_weighted_auc(rows["labels"], rows["cand"], rows["weights"]), abs=2e-3)
     assert metrics["unweighted_auc"] == pytest.approx(
@@ -179,12 +196,13 @@ def test_a_better_candidate_is_blessed_and_its_metrics_are_the_ips_weighted_ones
 
 
 @pytest.mark.parametrize("weighting", ["ips", "none"])
-def test_a_worse_candidate_is_refused_on_both_metrics(tmp_path, weighting):
+def test_a_worse_candidate_is_refused_on_estimated_purchases(tmp_path, weighting):
     sets = [Scored("new", candidate_good=False, baseline_good=True, seed=3)]
     result, out, _ = _evaluate(tmp_path, sets, eval_config(MIN_AUC, BLESS, weighting=weighting))
     assert not result.validation_ok
-    assert {("auc", True), ("ndcg", True)} <= _failures(result)
-    assert run_summary.read_metrics(out)["weighting"] == weighting
+    assert (LIFT, True) in _failures(result)
+    metrics = run_summary.read_metrics(out)
+    assert metrics["weighting"] == weighting and metrics["purchase_lift_z"] < -BLESS
 
 
 def test_the_first_run_blesses_on_the_auc_floor_alone(tmp_path):

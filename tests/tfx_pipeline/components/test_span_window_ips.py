@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from freshrank.market import simulate
 from tfx_pipeline.components.span_window import TEST, _split_files
-from tfx_pipeline.ips_split import CURVE_ENTRIES, IPS_GAIN_KEY, IPS_WEIGHT_KEY, estimate_curve
+from tfx_pipeline.ips_split import CURVE_ENTRIES, CURVE_KEY, IPS_GAIN_KEY, IPS_WEIGHT_KEY, estimate_curve
 from tfx_pipeline.lineage import custom as _custom
 from trainer import propensity
 
@@ -37,7 +37,7 @@ def _value(example: tf.train.Example, key: str):
 def _stripped(example: tf.train.Example) -> bytes:
     copy = tf.train.Example()
     copy.CopyFrom(example)
-    for key in (IPS_WEIGHT_KEY, IPS_GAIN_KEY):
+    for key in (IPS_WEIGHT_KEY, IPS_GAIN_KEY, CURVE_KEY):
         del copy.features.feature[key]
     return copy.SerializeToString(deterministic=True)
 
@@ -92,6 +92,9 @@ def test_weights_are_clipped_inverse_propensities_from_the_windows_train_splits(
     assert np.all(weights[positions == 1] == 1.0)
     assert weights[positions >= 5].mean() > 1.5  # deeper slots are looked at less often
     assert gains == pytest.approx(purchased * weights, rel=1e-6)
+    # The whole curve rides on every example, for the purchase-lift metric's ranks.
+    for example in examples[:5]:
+        assert list(example.features.feature[CURVE_KEY].float_list.value) == pytest.approx(curve[1:], rel=1e-6)
     assert purchased.sum() > 0
     # Every window member's train split counts, not the newest span's alone.
     one = estimate_curve(_split_files({"date": "", "examples_uri": day2_ingested.uri}, "train"))
