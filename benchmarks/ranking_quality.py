@@ -114,13 +114,13 @@ def run_variant(name: str, overrides: dict, args, stream, work: str, say) -> dic
 
 
 def _window_files(members, newest, where: str, seed: int) -> list[str]:
-    from tfx_pipeline.components.span_window import TRAIN, _copy_split
+    from tfx_pipeline.components.span_window import TRAIN, copy_split
 
     train_dir = os.path.join(where, "window", f"Split-{TRAIN}")
     shutil.rmtree(train_dir, ignore_errors=True)
     os.makedirs(train_dir, exist_ok=True)
     for member in members:
-        _copy_split(member.member(), TRAIN, train_dir, 1.0, seed)
+        copy_split(member.member(), TRAIN, train_dir, 1.0, seed)
     return [os.path.join(train_dir, "*")]
 
 

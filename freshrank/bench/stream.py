@@ -2,7 +2,7 @@
 
 Each span lands as `<root>/<date>/Split-{train,eval,test}/data_tfrecord-00000-of-00001.gz`
 (GZIP tf.Examples), split by `request_id` 14/3/3 like the pipeline's ExampleGen, so whole
-result pages stay in one split. The layout is what SpanWindow's `_copy_split` reads, which
+result pages stay in one split. The layout is what SpanWindow's `copy_split` reads, which
 lets the bench assemble its windows (and replay samples) with the component's own code.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ class StreamSpan:
         return [os.path.join(self.uri, f"Split-{split}", "*")]
 
     def member(self) -> dict:
-        """The span as a SpanWindow index entry (what `_copy_split` takes)."""
+        """The span as a SpanWindow index entry (what `copy_split` takes)."""
         return {"span": self.date, "date": self.date, "examples_uri": self.uri,
                 "num_examples": dict(self.num_examples)}
 

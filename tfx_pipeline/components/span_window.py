@@ -85,8 +85,8 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     for member in members:
         fraction = 1.0 if member["span"] == span else replay_fraction
         if fraction > 0.0:  # an older span with no replay share is not read at all
-            train_examples += _copy_split(member, TRAIN, train_dir, fraction, seed)
-    eval_examples = _copy_split(index.get(span), EVAL, eval_dir, 1.0, seed)
+            train_examples += copy_split(member, TRAIN, train_dir, fraction, seed, salt=str(span))
+    eval_examples = copy_split(index.get(span), EVAL, eval_dir, 1.0, seed)
     curve = ips_split.estimate_curve([path for member in members for path in _split_files(member, TRAIN)])
     test_dir = os.path.join(window.uri, f"Split-{TEST}")
     tf.io.gfile.makedirs(test_dir)
@@ -166,8 +166,13 @@ def _num_examples(stats) -> int:
     return int(stats.datasets[0].num_examples) if stats.datasets else 0
 
 
-def _copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: int) -> int:
-    """Copies (fraction 1) or samples one span's split into the window; returns the records kept."""
+def copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: int, salt: str = "") -> int:
+    """Copies (fraction 1) or samples one span's split into the window; returns the records kept.
+
+    The sample is keyed by `seed` and `salt` (the pipeline passes the newest span), so a rerun of
+    the same update replays the same pages and the next update replays another sample: over
+    successive updates an old span is replayed across all its pages, not the same share again.
+    """
     files = _split_files(member, split)
     if fraction >= 1.0:
         for i, path in enumerate(files):
@@ -179,7 +184,7 @@ def _copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: i
         for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
             # A keyed hash of the record's result page decides: a page is replayed whole or not at
             # all (the listwise losses need whole pages), and the same sample on every rerun.
-            digest = hashlib.blake2b(_page_key(record), digest_size=8, key=str(seed).encode()).digest()
+            digest = hashlib.blake2b(_page_key(record), digest_size=8, key=f"{seed}:{salt}".encode()).digest()
             if int.from_bytes(digest, "big") / 2**64 < fraction:
                 writer.write(record)
                 kept += 1

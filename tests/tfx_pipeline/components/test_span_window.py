@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import write_examples
-from tfx_pipeline.components.span_window import _copy_split
+from tfx_pipeline.components.span_window import copy_split
 
 N_PER_FILE = 1500
 
@@ -27,9 +27,9 @@ def member(tmp_path_factory) -> dict:
             "num_examples": {"train": 2 * N_PER_FILE}}
 
 
-def _sample(member: dict, out, fraction: float, seed: int) -> tuple[int, list[bytes]]:
+def _sample(member: dict, out, fraction: float, seed: int, salt: str = "") -> tuple[int, list[bytes]]:
     os.makedirs(out, exist_ok=True)
-    kept = _copy_split(member, "train", str(out), fraction, seed)
+    kept = copy_split(member, "train", str(out), fraction, seed, salt)
     return kept, _records(os.path.join(out, "*"))
 
 
@@ -63,6 +63,17 @@ def test_the_same_seed_replays_the_same_sample_and_another_seed_another(member, 
     assert 0.1 < overlap < 0.55  # independent samples of 30% of the pages overlap by about 30%
 
 
+def test_each_update_replays_another_sample_of_an_older_span(member, tmp_path):
+    """The pipeline salts the sample with the newest span: a rerun of one update replays the same
+    pages, the next update others, so over updates an old span is replayed across all its pages."""
+    _, update_a = _sample(member, tmp_path / "a", 0.5, seed=0, salt="20261105")
+    _, rerun_a = _sample(member, tmp_path / "b", 0.5, seed=0, salt="20261105")
+    _, update_b = _sample(member, tmp_path / "c", 0.5, seed=0, salt="20261106")
+    assert update_a == rerun_a
+    pages_a, pages_b = {_page(r) for r in update_a}, {_page(r) for r in update_b}
+    assert 0.35 < len(pages_a & pages_b) / len(pages_a) < 0.65  # independent halves overlap by about half
+
+
 def test_fraction_one_copies_every_shard_and_zero_replays_nothing(member, tmp_path):
     kept, everything = _sample(member, tmp_path / "all", 1.0, seed=0)
     assert kept == 2 * N_PER_FILE == len(everything)
@@ -73,4 +84,4 @@ def test_fraction_one_copies_every_shard_and_zero_replays_nothing(member, tmp_pa
 
 def test_a_span_without_the_split_names_the_span(member, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"span 2026-11-01: no eval examples"):
-        _copy_split(member, "eval", str(tmp_path), 1.0, seed=0)
+        copy_split(member, "eval", str(tmp_path), 1.0, seed=0)
