@@ -120,6 +120,11 @@ class TrainConfig:
     # L2 pull toward the base model's weights (L2-SP, Li et al. 2018): anchor_weight x the sum of
     # squared differences over the trainable weights restored from the base. 0 turns it off.
     anchor_weight: float = 0.0
+    # After a warm-started update, each weight moves this share of the way back to the base
+    # model's value (weight averaging, WiSE-FT); 0: the update as trained.
+    base_weight_share: float = 0.0
+    # Keep that average only when the newest span's eval split prefers it (purchase objective).
+    base_weight_select: bool = False
     # Vocabulary.
     vocab_size: int = 4000
     init_checkpoint: str | None = None
@@ -181,6 +186,8 @@ class TrainConfig:
         if self.warm_start_schedule not in WARM_START_SCHEDULES:
             problems.append(f"warm_start_schedule must be one of {WARM_START_SCHEDULES}, "
                             f"got {self.warm_start_schedule!r}")
+        if not 0.0 <= self.base_weight_share < 1.0:
+            problems.append(f"base_weight_share must lie in [0, 1), got {self.base_weight_share}")
         if self.anchor_weight < 0:
             problems.append(f"anchor_weight must be >= 0, got {self.anchor_weight}")
         if self.warm_start_epochs is not None and self.warm_start_epochs < 1:

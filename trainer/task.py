@@ -48,7 +48,7 @@ from trainer.model import (
     skip_autograph,
 )
 from trainer.schedule import WarmupLinearDecay
-from trainer.warm_start import restore_weights
+from trainer.warm_start import pull_toward_start, restore_weights
 
 CUSTOM_CONFIG_KEY = "freshrank_train_config"
 # TF Serving replays warmup requests against the version it is loading; the name is informational.
@@ -185,8 +185,12 @@ def fit(
         _compile(model, config, steps_per_epoch, warm=base is not None, list_size=list_size)
 
     preprocessor = Preprocessor(config, vocabs)
+    start = {v.name: v.numpy() for v in model.variables} if base is not None and config.base_weight_share > 0 else None
     history = _fit(model, preprocessor, config, train_files, eval_files, log_dir, base, steps_per_epoch,
                    pages_per_batch, list_size, even_batches=replicas > 1)
+    averaged = None
+    if start is not None:
+        averaged = _average_with_base(model, start, report.base_rows, config, history.eval_ds)
     facts = {
         "train_examples": window.num_examples,
         "train_pages": window.num_pages,
@@ -205,6 +209,7 @@ def fit(
         "val_auc": _last(history.history.get(VAL_AUC)),
         "val_purchase_objective": _last(history.history.get(VAL_PURCHASE_OBJECTIVE)),
         "best_val_auc": max(history.history.get(VAL_AUC, [float("nan")])),
+        "averaged_with_base": averaged,
     }
     facts["train_flops"] = facts["examples_processed"] * facts["train_flops_per_example"]["total"]
     if log_dir and is_chief():  # workers share the run's log dir; one hparams entry and facts.json per run
@@ -291,6 +296,28 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm
     )
 
 
+def _average_with_base(model: keras.Model, start: dict, base_rows: dict, config: TrainConfig,
+                       eval_ds: tf.data.Dataset) -> bool:
+    """Moves the weights `base_weight_share` of the way back to the base model's; with
+    `base_weight_select`, only when the eval split's purchase objective says the averaged model is
+    better (the logs decide, not the stream). Returns whether the average was kept."""
+    if not config.base_weight_select:
+        pull_toward_start(model, start, base_rows, config.base_weight_share)
+        return True
+    trained = model.get_weights()
+    as_trained = _purchase_objective(model, eval_ds, config)
+    pull_toward_start(model, start, base_rows, config.base_weight_share)
+    if _purchase_objective(model, eval_ds, config) <= as_trained:
+        return True
+    model.set_weights(trained)
+    return False
+
+
+def _purchase_objective(model: keras.Model, eval_ds: tf.data.Dataset, config: TrainConfig) -> float:
+    logs = model.evaluate(eval_ds, verbose=0, return_dict=True)
+    return logs[f"{PURCHASE_OUTPUT}_loss"] + config.listwise_weight * logs.get(f"{PURCHASE_LIST_OUTPUT}_loss", 0.0)
+
+
 def _anchor_to_base(model: keras.Model, weight: float) -> None:
     """L2-SP: a penalty on moving the trainable weights away from the base model's values.
 
@@ -309,8 +336,8 @@ def _anchor_to_base(model: keras.Model, weight: float) -> None:
 class _History:
     """Keras' History plus the seconds `fit` took."""
 
-    def __init__(self, history: keras.callbacks.History, seconds: float):
-        self.epoch, self.history, self.seconds = history.epoch, history.history, seconds
+    def __init__(self, history: keras.callbacks.History, seconds: float, eval_ds: tf.data.Dataset):
+        self.epoch, self.history, self.seconds, self.eval_ds = history.epoch, history.history, seconds, eval_ds
 
 
 def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, train_files: list[str],
@@ -346,7 +373,7 @@ def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, tr
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    return _History(history, time.time() - started)
+    return _History(history, time.time() - started, eval_ds)
 
 
 def _build_training_state(model: keras.Model, train_ds: tf.data.Dataset) -> None:

@@ -21,6 +21,28 @@ class WarmStartReport:
     restored: int
     remapped_rows: dict[str, int]  # feature -> rows copied from the base model
     new_ids: dict[str, int]  # feature -> ids without a base row
+    # variable name -> True for the rows that came from the base model (id tables only)
+    base_rows: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+def pull_toward_start(model: keras.Model, start: dict[str, np.ndarray], base_rows: dict[str, np.ndarray],
+                      share: float) -> None:
+    """Moves every weight `share` of the way back to where the update started (the base model's value).
+
+    Weight averaging between a model and its own fine-tuned copy (WiSE-FT, Wortsman et al. 2022):
+    the update keeps `1 - share` of what it learned from the new span, so one span's noise moves
+    the model less. Rows of ids the base model never saw keep what they learned: their start was
+    a random initialisation, not knowledge.
+    """
+    for variable in model.variables:
+        if variable.name not in start:
+            continue
+        trained = variable.numpy()
+        mixed = (1.0 - share) * trained + share * start[variable.name]
+        rows = base_rows.get(variable.name)
+        if rows is not None:
+            mixed[~rows] = trained[~rows]
+        variable.assign(mixed)
 
 
 def restore_weights(
@@ -38,7 +60,7 @@ def restore_weights(
             f"base model variable {missing[0]} has no counterpart in the new model "
             f"({len(missing)} unmatched); the architecture changed: use --from-scratch"
         )
-    restored, remapped, fresh = 0, {}, {}
+    restored, remapped, fresh, base_rows = 0, {}, {}, {}
     for variable in model.variables:
         if variable.name not in base_weights:
             raise ValueError(
@@ -50,6 +72,8 @@ def restore_weights(
         if feature is not None:
             new, copied = remap_rows(variable.numpy(), old, base_vocabs.ids[feature], vocabs.ids[feature])
             variable.assign(new)
+            old_ids = set(base_vocabs.ids[feature][: old.shape[0]])
+            base_rows[variable.name] = np.array([row == 0 or i in old_ids for row, i in enumerate(vocabs.ids[feature])])
             remapped[feature] = copied
             fresh[feature] = len(vocabs.ids[feature]) - copied
         else:
@@ -60,7 +84,7 @@ def restore_weights(
                 )
             variable.assign(old)
         restored += 1
-    return WarmStartReport(restored, remapped, fresh)
+    return WarmStartReport(restored, remapped, fresh, base_rows)
 
 
 def remap_rows(

@@ -5,7 +5,7 @@ import pytest
 from trainer import vocab as vocab_lib
 from trainer.config import TrainConfig
 from trainer.model import Vocabularies, build_core
-from trainer.warm_start import restore_weights
+from trainer.warm_start import pull_toward_start, restore_weights
 
 
 def _vocabs(tmp_path, products):
@@ -94,3 +94,23 @@ def test_user_rows_survive_warm_start_by_id(tmp_path):
     np.testing.assert_array_equal(table[3], old_table[1])  # u000001
     np.testing.assert_array_equal(table[2], fresh[2])  # u000009: new, fresh row
     assert report.remapped_rows["user_id"] == 3 and report.new_ids["user_id"] == 1
+
+
+def test_pulling_toward_the_start_averages_known_weights_and_leaves_new_ids_alone(tmp_path):
+    """base_weight_share (measured, off by default): WiSE-FT-style averaging with the base model."""
+    config = TrainConfig()
+    old_vocabs = _vocabs(tmp_path, ["p1", "p2"])
+    old = build_core(config, old_vocabs)
+    new_vocabs = _vocabs(tmp_path, ["p1", "p2", "p9"])
+    new = build_core(config, new_vocabs)
+    report = restore_weights(new, _weights(old), old_vocabs, new_vocabs)
+    start = _weights(new)
+    for v in new.variables:  # "training" moved every weight by +1
+        v.assign(v.numpy() + 1.0)
+    pull_toward_start(new, start, report.base_rows, share=0.25)
+    after = _weights(new)
+    table = "product_id_embedding/embeddings:0"
+    np.testing.assert_allclose(after[table][:3], start[table][:3] + 0.75, atol=1e-6)  # [UNK], p1, p2
+    np.testing.assert_allclose(after[table][3], start[table][3] + 1.0, atol=1e-6)  # p9: new, kept as trained
+    dense = next(n for n in after if "embedding" not in n and "_bias/" not in n)
+    np.testing.assert_allclose(after[dense], start[dense] + 0.75, atol=1e-6)
