@@ -24,19 +24,29 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# name -> (replay_fraction, TrainConfig overrides). Each changes one or two levers against the
-# named warm_start strategy (1 pass on the newest span, warm-start rate 1e-3, warm-up then decay).
-VARIANTS: dict[str, tuple[float, dict]] = {
-    "warm_1pass": (0.0, {}),
-    "warm_2pass": (0.0, {"warm_start_epochs": 2}),
-    "warm_lr3e-3": (0.0, {"warm_start_learning_rate": 3e-3}),
-    "warm_constant": (0.0, {"warm_start_schedule": "constant"}),
-    "warm_anchor": (0.0, {"anchor_weight": 1e-3}),
-    "replay0.5": (0.5, {}),
-    "replay1.0": (1.0, {}),
-    "replay0.5_lr3e-3": (0.5, {"warm_start_learning_rate": 3e-3}),
-    "warm_2pass_lr3e-3": (0.0, {"warm_start_epochs": 2, "warm_start_learning_rate": 3e-3}),
-    "replay0.3_2pass": (0.3, {"warm_start_epochs": 2}),
+# name -> (replay_fraction, TrainConfig overrides[, fixed replay sample]). The first block changed
+# one or two levers against one pass on the newest span at 1e-3 (the default before the sweep);
+# the second against the default after it (two passes at 3e-3, no replay).
+VARIANTS: dict[str, tuple] = {
+    "warm_1pass": (0.0, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 1}),
+    "warm_2pass": (0.0, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 2}),
+    "warm_lr3e-3": (0.0, {"warm_start_epochs": 1}),
+    "warm_constant": (0.0, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 1,
+                            "warm_start_schedule": "constant"}),
+    "warm_anchor": (0.0, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 1, "anchor_weight": 1e-3}),
+    "replay0.5": (0.5, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 1}),
+    "replay1.0": (1.0, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 1}),
+    "warm_2pass_lr3e-3": (0.0, {"warm_start_epochs": 2}),
+    "replay0.3_2pass": (0.3, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 2}),
+    # Against the two-pass default, replay sampling whole pages, a new sample per update:
+    "replay0.5_1pass_lr3e-3": (0.5, {"warm_start_epochs": 1}),
+    "replay0.5_1pass_lr3e-3_fixed": (0.5, {"warm_start_epochs": 1}, True),
+    "replay1.0_1pass_lr3e-3": (1.0, {"warm_start_epochs": 1}),
+    "replay0.25_1pass_lr3e-3": (0.25, {"warm_start_epochs": 1}),
+    "average0.5_2pass_lr3e-3": (0.0, {"warm_start_epochs": 2, "base_weight_share": 0.5}),
+    "average0.5_selected_2pass_lr3e-3": (0.0, {"warm_start_epochs": 2, "base_weight_share": 0.5,
+                                               "base_weight_select": True}),
+    "partial_replay0.3_2pass_lr3e-3": (0.3, {"warm_start_epochs": 2, "update_mode": "partial"}),
 }
 
 
@@ -47,7 +57,8 @@ def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int
 
     where = os.path.join(out, f"{seed}-{drift}")
     os.makedirs(where, exist_ok=True)
-    extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1]) for name in names]
+    extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1],
+                      fixed_replay_sample=len(VARIANTS[name]) > 2 and VARIANTS[name][2]) for name in names]
     settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift,
                              only=("full_retrain",) if full_retrain else ())
     with open(os.path.join(where, "progress.log"), "w", buffering=1) as log:

@@ -1,18 +1,17 @@
 """The bench's blessing rules, computed on what the logs hold, and how often each is right.
 
 The pipeline's Evaluator (tfx_pipeline/evaluation.py) blesses a candidate when, on the new span's
-test split, its AUC reaches `min_auc` and neither its AUC nor its NDCG@10 falls more than
-`bless_tolerance` below the serving model's. With `ips` weighting (the default) both metrics are
-weighted by inverse examination propensity estimated from the window's logs
-(trainer/propensity.py): AUC by example weight, NDCG@10 through gain = purchased x weight.
+test split, its AUC reaches `min_auc` and its estimated purchases (the paired inverse-propensity
+estimate of tfx_pipeline/purchase_lift.py) fall no more than `bless_tolerance` standard errors below
+the serving model's. With `ips` weighting (the default) the estimate and the AUC are weighted by
+inverse examination propensity estimated from the window's logs (trainer/propensity.py).
 
-The bench computes four rules side by side on every update - unweighted or IPS-weighted, and
-each also with the previous span's test split as trusted data that must not get worse by more
-than `trusted_tolerance` (a guard against labels broken in a way the data gate cannot see; the
-pipeline does not apply it: measured, it refused good updates as often as bad ones) - and
-compares each decision with the truth the market knows: is the candidate's order of the next
-span's searches better, in expected purchases, than the serving model's? `agreement` is the
-share of updates where a rule's decision matches that truth.
+The bench computes four rules side by side on every update - the purchase lift (`lift_*`, the
+pipeline's) and the rule it replaced (`auc_ndcg_*`: AUC and NDCG@10 no lower than the serving
+model's), each unweighted and IPS-weighted - and compares each decision with the truth the market
+knows: is the candidate's order of the next span's searches better, in expected purchases, than
+the serving model's? `agreement` is the share of updates where a rule's decision matches that
+truth; benchmarks/blessing_rules.py replays the recorded figures at other thresholds.
 """
 from __future__ import annotations
 
@@ -20,16 +19,16 @@ import numpy as np
 
 from freshrank.bench import metrics
 from freshrank.bench.scoring import read_split
+from tfx_pipeline import purchase_lift
 from trainer import propensity
 
 WEIGHTINGS = ("ips", "none")
-RULES = ("unweighted", "ips", "unweighted_trusted", "ips_trusted")
-DEFAULT_TRUSTED_TOLERANCE = 0.01
+RULES = ("lift_ips", "lift_unweighted", "auc_ndcg_ips", "auc_ndcg_unweighted")
 
 
 def product_rule(settings) -> str:
     """The rule the pipeline applies with these settings."""
-    return "ips" if settings.bless_weighting == "ips" else "unweighted"
+    return "lift_ips" if settings.bless_weighting == "ips" else "lift_unweighted"
 
 
 def estimate_curve(patterns_per_span: list[list[str]]) -> np.ndarray:
@@ -45,25 +44,26 @@ def _metrics(scored, curve: np.ndarray | None) -> dict[str, float]:
     return metrics.evaluate(scored.groups, scored.labels, scored.scores, weights)
 
 
-def _no_worse(candidate: dict, baseline: dict, tolerance: float) -> bool:
-    return bool(candidate["auc"] >= baseline["auc"] - tolerance
-                and candidate["ndcg@10"] >= baseline["ndcg@10"] - tolerance)
+def _no_worse(candidate: dict, baseline: dict) -> bool:
+    return bool(candidate["auc"] >= baseline["auc"] and candidate["ndcg@10"] >= baseline["ndcg@10"])
 
 
 def decide(candidate, serving, t: int, curve: np.ndarray, settings) -> dict:
-    """Every rule's decision on the update through span t, and the metrics behind them.
+    """Every rule's decision on the update through span t, and the figures behind them.
 
     `candidate` and `serving` are the bench's model views (their `test(t)` scores span t's test split).
     """
     out: dict = {"span": t}
+    new_c, new_s = candidate.test(t), serving.test(t)
     for weighting, weights in (("unweighted", None), ("ips", curve)):
-        new_c, new_s = _metrics(candidate.test(t), weights), _metrics(serving.test(t), weights)
-        old_c, old_s = _metrics(candidate.test(t - 1), weights), _metrics(serving.test(t - 1), weights)
-        passes_new = bool(new_c["auc"] >= settings.min_auc) and _no_worse(new_c, new_s, settings.bless_tolerance)
-        out[weighting] = passes_new
-        out[f"{weighting}_trusted"] = passes_new and _no_worse(old_c, old_s, settings.trusted_tolerance)
-        out[f"{weighting}_metrics"] = {"new": {"candidate": _rounded(new_c), "serving": _rounded(new_s)},
-                                       "trusted": {"candidate": _rounded(old_c), "serving": _rounded(old_s)}}
+        metrics_c, metrics_s = _metrics(new_c, weights), _metrics(new_s, weights)
+        floor = bool(metrics_c["auc"] >= settings.min_auc)
+        gain = purchase_lift.lift(new_c.groups, new_c.positions, new_c.labels, new_c.scores, new_s.scores,
+                                  curve, weighted=weighting == "ips")
+        out[f"lift_{weighting}"] = floor and gain.blesses(settings.bless_tolerance)
+        out[f"auc_ndcg_{weighting}"] = floor and _no_worse(metrics_c, metrics_s)
+        out[f"{weighting}_metrics"] = {"new": {"candidate": _rounded(metrics_c), "serving": _rounded(metrics_s)}}
+        out[f"{weighting}_lift_estimate"] = gain.to_json()
     return out
 
 

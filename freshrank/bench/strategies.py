@@ -7,7 +7,7 @@ Every strategy starts from the same first model (span 1, from scratch). After th
   `epochs` passes: the expensive reference an incremental update has to match.
 - warm_start: from its previous model, on the newest span only.
 - warm_start_replay: as warm_start, plus a `replay_fraction` sample of each older window span
-  (sampled by SpanWindow's own `_copy_split`, as the pipeline's window is).
+  (sampled by SpanWindow's own `copy_split`, as the pipeline's window is).
 - warm_start_partial: as warm_start, in `update_mode="partial"` (embeddings and the lower
   encoder layers frozen; its backward pass stops above them, which `train_flops` counts).
 - warm_start_distill: as warm_start, with the previous model's scores mixed into the purchase
@@ -41,6 +41,9 @@ class Strategy:
     overrides: dict = dataclasses.field(default_factory=dict)  # TrainConfig fields
     defaults: bool = False  # the TrainConfig exactly as given (pipeline_default)
     follows_blessing: bool = False  # a rejected candidate is neither served nor continued
+    # Replay the same sample of an older span at every update (the pipeline draws a new one per
+    # update); an ablation only.
+    fixed_replay_sample: bool = False
 
     def train_config(self, base: TrainConfig, epochs: int, warm_epochs: int) -> TrainConfig:
         if self.defaults:

@@ -59,7 +59,16 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     # Forgetting and the blessing rules are measured counterfactually / against the truth.
     assert all(math.isfinite(table[n]["forgetting"]) for n in STRATEGIES[1:])
     agreement = loaded["blessing_agreement"]
-    assert set(agreement) == {"unweighted", "ips", "unweighted_trusted", "ips_trusted"}
+    assert set(agreement) == {"lift_ips", "lift_unweighted", "auc_ndcg_ips", "auc_ndcg_unweighted"}
+    assert loaded["blessing_rule"] == "lift_ips"
+    decision = loaded["series"]["pipeline_default"]["decisions"][0]
+    # The pipeline's rule, replayed from what the decision recorded: the AUC floor and the lift's z.
+    lift = decision["ips_lift_estimate"]
+    z = lift["per_100"] / lift["standard_error"] if lift["standard_error"] else 0.0
+    assert decision["lift_ips"] == (decision["ips_metrics"]["new"]["candidate"]["auc"] >= settings.min_auc
+                                    and z >= -settings.bless_tolerance)
+    assert isinstance(decision["truth_margin_per_100"], float) and decision["truth"] == (
+        decision["truth_margin_per_100"] > 0)
     for rule in agreement.values():
         assert rule["updates"] == len(STRATEGIES) - 1 and 0.0 <= rule["agreement"] <= 1.0
         assert rule["blessed_better"] + rule["blessed_worse"] + rule["rejected_better"] + rule["rejected_worse"] \
