@@ -9,6 +9,7 @@ Exit codes (every command):
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import sys
@@ -16,8 +17,15 @@ import traceback
 
 import click
 
-from freshrank.cli_options import bless_options, label_check_option, load_train_config, parse_day
-from freshrank.env import configure
+from freshrank.cli_options import (
+    model_name_option,
+    parse_day,
+    pipeline_options,
+    pipeline_settings,
+    train_config_from,
+    train_options,
+)
+from freshrank.env import configure, import_tensorflow
 
 configure()
 
@@ -57,80 +65,24 @@ def simulate(out, start, days, requests_per_day, seed, drift, overwrite) -> None
         click.echo(str(path))
 
 
-def _train_options(f):
-    options = [
-        click.option("--epochs", type=click.IntRange(min=1),
-                     help="Passes over the window when training from scratch (default 3)."),
-        click.option("--warm-start-epochs", type=click.IntRange(min=1),
-                     help="Passes of a warm-started update (default 2; see docs/warm-start.md)."),
-        click.option("--batch-size", type=click.IntRange(min=1)),
-        click.option("--learning-rate", type=float, help="Peak learning rate from scratch."),
-        click.option("--warm-start-learning-rate", type=float,
-                     help="Peak learning rate when warm-starting (default 3e-3)."),
-        click.option("--update-mode", type=click.Choice(["full", "partial"])),
-        click.option("--replay-fraction", type=click.FloatRange(0.0, 1.0),
-                     help="Share of each older window span replayed (default 0; the newest span is always "
-                          "whole)."),
-        click.option("--distill-weight", type=click.FloatRange(min=0.0),
-                     help="Weight of the base model's scores as soft labels."),
-        click.option("--init-checkpoint", type=click.Path(exists=True, file_okay=False),
-                     help="Pretrained BERT directory: Hugging Face (config.json, model.safetensors, vocab.txt) "
-                          "or Google (bert_config.json, vocab.txt, bert_model.ckpt.*)."),
-        click.option("--init-layers", type=click.IntRange(min=1),
-                     help="Keep only the bottom K encoder layers of --init-checkpoint (default: all)."),
-        click.option("--distribution", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"])),
-        click.option("--train-config", type=click.Path(exists=True, dir_okay=False),
-                     help="JSON file of trainer settings (flags override it)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _train_config(kwargs: dict):
-    """Pops the trainer flags out of a command's kwargs and builds the TrainConfig."""
-    keys = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "warm_start_learning_rate", "update_mode",
-            "replay_fraction", "distill_weight", "init_checkpoint", "init_layers", "distribution")
-    path = kwargs.pop("train_config", None)
-    return load_train_config(path, {key: kwargs.pop(key, None) for key in keys})
-
-
 @main.command()
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False),
               help="Landing directory holding YYYY-MM-DD/ spans.")
 @click.option("--home", required=True, type=click.Path(file_okay=False),
               help="State directory: ML Metadata, pipeline outputs, serving models, runs.jsonl.")
 @click.option("--span", callback=parse_day, help="Run this span (YYYY-MM-DD) instead of the newest complete one.")
-@click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
-              help="Train on the newest N validated spans.")
-@click.option("--from-scratch", is_flag=True, help="Do not warm-start (the serving model is still the baseline).")
-@click.option("--model-name", default="ranker", show_default=True)
-@click.option("--min-auc", default=0.52, show_default=True, type=float, help="AUC floor for blessing.")
-@bless_options
-@click.option("--beam-runner", default="direct", show_default=True,
-              type=click.Choice(["direct", "flink", "spark", "dataflow", "portable"]),
-              help="Runner of the Beam components (direct: in this process). See BUILD.md.")
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
-              help="Beam option passed through as is (repeatable), e.g. --beam-arg=--flink_master=host:8081.")
-@click.option("--max-bad-row-share", default=0.001, show_default=True, type=click.FloatRange(0.0, 1.0),
-              help="Malformed CSV rows are quarantined to HOME/quarantine/SPAN/; above this share the span is "
-                   "rejected (exit 3).")
-@label_check_option
-@_train_options
-def run(data_root, home, span, window, from_scratch, model_name, min_auc, bless_tolerance, bless_weighting,
-        beam_runner, beam_args, max_bad_row_share, label_position_check, **train) -> None:
+@pipeline_options()
+@train_options()
+def run(data_root, home, span, **flags) -> None:
     """Run the pipeline once on one span; the last stdout line is the run's JSON record."""
-    from tfx_pipeline import beam, spans
+    from tfx_pipeline import spans
     from tfx_pipeline.config import PipelineConfig
 
-    train_config = _train_config(train)
+    train_config = train_config_from(flags)
+    settings = pipeline_settings(flags)
     try:
         day = spans.resolve_span(data_root, span)
-        config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
-                                from_scratch=from_scratch, model_name=model_name, train=train_config,
-                                min_auc=min_auc, bless_tolerance=bless_tolerance,
-                                bless_weighting=bless_weighting, beam_pipeline_args=beam.pipeline_args(beam_runner, beam_args),
-                                max_bad_row_share=max_bad_row_share, label_position_check=label_position_check)
+        config = PipelineConfig(data_root=data_root, home=home, span=day, train=train_config, **settings)
     except (FileNotFoundError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     sys.exit(_run(config))
@@ -152,6 +104,7 @@ def _log_progress() -> None:
 
     from absl import logging as absl_logging
 
+    import_tensorflow()  # before anything imports it: its import-time noise stays off the terminal
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     absl_logging.set_verbosity(absl_logging.INFO)
     for noisy in ("apache_beam", "tensorflow", "absl.apache_beam", "googleapiclient"):
@@ -192,7 +145,7 @@ def _run(config) -> int:
 @click.option("--candidates", required=True, type=click.Path(exists=True, dir_okay=False),
               help="CSV with product_id,title,brand,category,price (landing-data columns; labels not needed).")
 @click.option("--top", type=click.IntRange(min=1), help="Print only the best K.")
-@click.option("--model-name", default="ranker", show_default=True)
+@model_name_option
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1))
 @click.option("--user-id", help="Who is searching; only for a model trained with user features (it takes a "
                                 "user_id input, other models refuse one).")
@@ -218,28 +171,24 @@ def rank(server, query, candidates, top, model_name, timeout, user_id) -> None:
 @click.option("--home", required=True, type=click.Path(file_okay=False))
 @click.option("--poll-seconds", default=60.0, show_default=True, type=click.FloatRange(min=0.1))
 @click.option("--once", is_flag=True, help="One pass over the pending spans, then exit.")
-@click.option("--window", default=7, show_default=True, type=click.IntRange(min=1))
-@click.option("--model-name", default="ranker", show_default=True)
-@click.option("--min-auc", default=0.52, show_default=True, type=float)
-@bless_options
-@label_check_option
-@_train_options
-def watch(data_root, home, poll_seconds, once, window, model_name, min_auc, bless_tolerance, bless_weighting,
-          label_position_check, **train) -> None:
+@pipeline_options()
+@train_options()
+def watch(data_root, home, poll_seconds, once, **flags) -> None:
     """Run every complete span that has no run yet, oldest first, exactly once (across restarts)."""
     from freshrank.watch import watch as watch_spans
     from tfx_pipeline.config import PipelineConfig
     from tfx_pipeline.local_runner import HomeLocked, run_once
 
-    train_config = _train_config(train)
+    train_config = train_config_from(flags)
+    settings = pipeline_settings(flags)
+    try:  # the settings' own checks, before the first span rather than at it
+        PipelineConfig(data_root=data_root, home=home, span=datetime.date.today(), train=train_config, **settings)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     _log_progress()
 
     def run_span(day):
-        config = PipelineConfig(data_root=data_root, home=home, span=day, window=window,
-                                model_name=model_name, train=train_config, min_auc=min_auc,
-                                bless_tolerance=bless_tolerance, bless_weighting=bless_weighting,
-                                label_position_check=label_position_check)
-        return run_once(config)
+        return run_once(PipelineConfig(data_root=data_root, home=home, span=day, train=train_config, **settings))
 
     runs_log = os.path.join(os.path.abspath(home), "runs.jsonl")
     try:
@@ -272,6 +221,7 @@ def demo(days, home, requests_per_day, seed) -> None:
     from freshrank.served_model import ServerFailed
 
     terminal = sys.stderr
+    import_tensorflow()
     os.makedirs(home, exist_ok=True)
     log_path = os.path.join(home, "demo.log")
     click.echo(f"demo: component logs (TFX, Beam, Keras) go to {log_path}", err=True)

@@ -1,10 +1,138 @@
-"""Option parsing shared by every freshrank command module."""
+"""Every option that more than one command takes, declared once, with the config classes' defaults.
+
+`pipeline_options` and `train_options` are the flags of a pipeline run: `freshrank run`, `watch`
+and `compile` all take them (tests/freshrank/test_cli_options.py compares the sets), and
+`pipeline_settings` / `train_config_from` turn them into `PipelineConfig` / `TrainConfig` fields.
+"""
 from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 
 import click
+
+# Trainer flags -> TrainConfig fields (the flag is the field with dashes).
+TRAIN_FLAGS = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "warm_start_learning_rate",
+               "update_mode", "replay_fraction", "distill_weight", "init_checkpoint", "init_layers", "distribution",
+               "tpu_address")
+# Pipeline flags -> PipelineConfig fields (beam_runner and beam_args become beam_pipeline_args).
+PIPELINE_FLAGS = ("window", "from_scratch", "model_name", "min_auc", "bless_tolerance", "bless_weighting",
+                  "label_position_check", "schema_file")
+LOCAL_PIPELINE_FLAGS = ("max_bad_row_share",)
+
+
+def _apply(f, options: list[Callable]):
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def model_name_option(f):
+    """`--model-name` (default: PipelineConfig's)."""
+    from tfx_pipeline.config import DEFAULT_MODEL_NAME
+
+    return click.option("--model-name", default=DEFAULT_MODEL_NAME, show_default=True,
+                        help="The served model's name: HOME/serving/NAME/ and the Predict model_spec.")(f)
+
+
+def pipeline_options(local: bool = True):
+    """The flags of a pipeline run, defaults from PipelineConfig. `local=False` (a compiled pipeline)
+    leaves out --max-bad-row-share: the quarantine runs before a local ExampleGen only."""
+    from tfx_pipeline.beam import RUNNERS
+    from tfx_pipeline.config import DEFAULT_WINDOW, PipelineConfig
+
+    def decorate(f):
+        options = [
+            click.option("--window", default=DEFAULT_WINDOW, show_default=True, type=click.IntRange(min=1),
+                         help="Train on the newest N validated spans (a compiled pipeline: the window "
+                              "parameter's default)."),
+            click.option("--from-scratch", is_flag=True,
+                         help="Do not warm-start (the serving model is still the baseline)."),
+            model_name_option,
+            click.option("--min-auc", default=PipelineConfig.min_auc, show_default=True, type=float,
+                         help="AUC floor for blessing."),
+            bless_options,
+            label_check_option,
+            click.option("--schema-file", help="Curated schema (default: schemas/schema.pbtxt of this package; "
+                                               "a compiled pipeline: the path in the image or a URI)."),
+            click.option("--beam-runner", type=click.Choice(list(RUNNERS)), default="direct", show_default=True,
+                         help="Runner of the Beam components (direct: in the step's own process). See BUILD.md."),
+            click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
+                         help="Beam option passed through as is (repeatable), e.g. "
+                              "--beam-arg=--flink_master=host:8081."),
+        ]
+        if local:
+            options.append(click.option(
+                "--max-bad-row-share", default=PipelineConfig.max_bad_row_share, show_default=True,
+                type=click.FloatRange(0.0, 1.0),
+                help="Malformed CSV rows are quarantined to HOME/quarantine/SPAN/; above this share the span is "
+                     "rejected (exit 3)."))
+        return _apply(f, options)
+
+    return decorate
+
+
+def pipeline_settings(kwargs: dict, worker_image: str | None = None) -> dict:
+    """Pops the pipeline flags out of a command's kwargs: PipelineConfig keyword arguments."""
+    from tfx_pipeline import beam
+
+    settings = {key: kwargs.pop(key) for key in PIPELINE_FLAGS + LOCAL_PIPELINE_FLAGS if key in kwargs}
+    try:
+        settings["beam_pipeline_args"] = beam.pipeline_args(kwargs.pop("beam_runner"), kwargs.pop("beam_args"),
+                                                            worker_image=worker_image)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    return settings
+
+
+def train_options(local_paths: bool = True):
+    """The trainer flags. Unset flags keep the --train-config file's value, else TrainConfig's default
+    (named in the help). `local_paths=False` (a compiled pipeline): --init-checkpoint is a path as
+    the cluster sees it, not checked here."""
+    from trainer.config import DISTRIBUTIONS, TrainConfig
+
+    def decorate(f):
+        checkpoint_type = click.Path(exists=True, file_okay=False) if local_paths else str
+        options = [
+            click.option("--epochs", type=click.IntRange(min=1),
+                         help=f"Passes over the window when training from scratch (default {TrainConfig.epochs})."),
+            click.option("--warm-start-epochs", type=click.IntRange(min=1),
+                         help=f"Passes of a warm-started update (default {TrainConfig.warm_start_epochs}; "
+                              "see docs/warm-start.md)."),
+            click.option("--batch-size", type=click.IntRange(min=1),
+                         help=f"Examples per step, whole result pages (default {TrainConfig.batch_size})."),
+            click.option("--learning-rate", type=float,
+                         help=f"Peak learning rate from scratch (default {TrainConfig.learning_rate})."),
+            click.option("--warm-start-learning-rate", type=float,
+                         help=f"Peak learning rate when warm-starting (default {TrainConfig.warm_start_learning_rate})."),
+            click.option("--update-mode", type=click.Choice(["full", "partial"]),
+                         help=f"partial: embeddings and the lower encoder frozen (default {TrainConfig.update_mode})."),
+            click.option("--replay-fraction", type=click.FloatRange(0.0, 1.0),
+                         help=f"Share of each older window span replayed (default {TrainConfig.replay_fraction}; "
+                              "the newest span is always whole)."),
+            click.option("--distill-weight", type=click.FloatRange(min=0.0),
+                         help=f"Weight of the base model's scores as soft labels (default {TrainConfig.distill_weight})."),
+            click.option("--init-checkpoint", type=checkpoint_type,
+                         help="Pretrained BERT directory: Hugging Face (config.json, model.safetensors, vocab.txt) "
+                              "or Google (bert_config.json, vocab.txt, bert_model.ckpt.*)."),
+            click.option("--init-layers", type=click.IntRange(min=1),
+                         help="Keep only the bottom K encoder layers of --init-checkpoint (default: all)."),
+            click.option("--distribution", type=click.Choice(list(DISTRIBUTIONS)),
+                         help=f"tf.distribute strategy of the Trainer (default {TrainConfig.distribution})."),
+            click.option("--tpu-address", help="TPU for --distribution tpu (grpc://HOST:8470, a TPU name, or 'local')."),
+            click.option("--train-config", type=click.Path(exists=True, dir_okay=False),
+                         help="JSON file of trainer settings (flags override it)."),
+        ]
+        return _apply(f, options)
+
+    return decorate
+
+
+def train_config_from(kwargs: dict):
+    """Pops the trainer flags out of a command's kwargs and builds the TrainConfig."""
+    path = kwargs.pop("train_config", None)
+    return load_train_config(path, {key: kwargs.pop(key, None) for key in TRAIN_FLAGS})
 
 
 def parse_day(_ctx, _param, value: str | None) -> datetime.date | None:

@@ -8,6 +8,7 @@ import time
 import click
 
 from freshrank.cli_options import bless_options
+from freshrank.env import import_tensorflow
 
 
 @click.command("bench")
@@ -45,6 +46,7 @@ def bench_command(out, days, seed, drift, start, requests_per_day, window, epoch
 
     Exit codes: 0 done (goals are reported, not enforced); 1 stopped by Ctrl-C; 2 bad options.
     """
+    import_tensorflow()  # first: its import-time noise stays off the terminal
     from freshrank.bench.report import table, write_all
     from freshrank.bench.runner import BenchSettings, run_bench
     from freshrank.cli_options import load_train_config

@@ -11,13 +11,18 @@ import sys
 
 import click
 
-from freshrank.cli_options import bless_options, label_check_option, load_train_config, parse_day
-from freshrank.env import configure
+from freshrank.cli_options import (
+    model_name_option,
+    parse_day,
+    pipeline_options,
+    pipeline_settings,
+    train_config_from,
+    train_options,
+)
+from freshrank.env import configure, import_tensorflow
 
 configure()
 
-BEAM_RUNNERS = ["direct", "flink", "spark", "dataflow", "portable"]
-DISTRIBUTIONS = ["default", "mirrored", "multi_worker", "tpu"]
 
 
 def _read_json(path: str | None, what: str):
@@ -41,27 +46,9 @@ def _read_json(path: str | None, what: str):
 @click.option("--out", default="pipeline.json", show_default=True, type=click.Path(dir_okay=False),
               help="Output: .json = PipelineJob (Vertex, `freshrank submit`), .yaml = PipelineSpec (kfp upload).")
 @click.option("--span", callback=parse_day, help="Default of the span_range runtime parameter (default: newest span).")
-@click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
-              help="Default of the window runtime parameter.")
-@click.option("--from-scratch", is_flag=True, help="Never warm-start.")
-@click.option("--model-name", default="ranker", show_default=True)
 @click.option("--pipeline-name", default="freshrank", show_default=True)
-@click.option("--min-auc", default=0.52, show_default=True, type=float)
-@bless_options
-@label_check_option
-@click.option("--schema-file", help="Schema path in the image or a URI (default: the image's schemas/schema.pbtxt).")
-@click.option("--beam-runner", type=click.Choice(BEAM_RUNNERS), default="direct", show_default=True,
-              help="Runner of the Beam components (direct: in each step's own process).")
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="--OPTION=VALUE",
-              help="Beam option passed through as is (repeatable), e.g. --beam-arg=--flink_master=host:8081.")
-@click.option("--train-config", type=click.Path(exists=True, dir_okay=False), help="JSON file of trainer settings.")
-@click.option("--distribution", type=click.Choice(DISTRIBUTIONS), help="tf.distribute strategy of the Trainer.")
-@click.option("--tpu-address", help="TPU for --distribution tpu (grpc://HOST:8470, a TPU name, or 'local').")
-@click.option("--epochs", type=click.IntRange(min=1))
-@click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--init-checkpoint", help="Pretrained BERT directory as the cluster sees it (gs://...): Hugging Face "
-                                        "(config.json, model.safetensors, vocab.txt) or Google (bert_config.json, ...).")
-@click.option("--init-layers", type=click.IntRange(min=1), help="Keep only the bottom K encoder layers of it.")
+@pipeline_options(local=False)
+@train_options(local_paths=False)
 @click.option("--trainer-cpu", type=click.FloatRange(min=0.0, min_open=True), help="vCPUs for the Trainer step.")
 @click.option("--trainer-memory-gb", type=click.FloatRange(min=0.0, min_open=True), help="Memory (GB) for the Trainer step.")
 @click.option("--trainer-accelerator", metavar="TYPE[:COUNT]",
@@ -69,30 +56,22 @@ def _read_json(path: str | None, what: str):
 @click.option("--vertex-training", type=click.Path(exists=True, dir_okay=False),
               help="JSON {project, region, worker_pool_specs}: run the Trainer as a Vertex AI custom job "
                    "(several workers / TPUs; TF_CONFIG set by Vertex).")
-def compile_command(target, image, data_root, home, out, span, window, from_scratch, model_name, pipeline_name,
-                    min_auc, bless_tolerance, bless_weighting, label_position_check, schema_file, beam_runner, beam_args, train_config, distribution,
-                    tpu_address, epochs, batch_size, init_checkpoint, init_layers, trainer_cpu, trainer_memory_gb,
-                    trainer_accelerator, vertex_training) -> None:
+def compile_command(target, image, data_root, home, out, span, pipeline_name, trainer_cpu, trainer_memory_gb,
+                    trainer_accelerator, vertex_training, **flags) -> None:
     """Compile the pipeline for Kubeflow Pipelines / Vertex AI; span and window stay runtime parameters."""
-    from tfx_pipeline import beam
     from tfx_pipeline.config import KUBEFLOW, PipelineConfig
 
-    train = load_train_config(train_config, {
-        "distribution": distribution, "tpu_address": tpu_address, "epochs": epochs,
-        "batch_size": batch_size, "init_checkpoint": init_checkpoint, "init_layers": init_layers,
-    })
+    import_tensorflow()
+    train = train_config_from(flags)
+    settings = pipeline_settings(flags, worker_image=image)
     try:
         from tfx_pipeline.kubeflow import TrainerResources, compile_pipeline, parse_accelerator
 
         accelerator, count = parse_accelerator(trainer_accelerator)
         resources = TrainerResources(trainer_cpu, trainer_memory_gb, accelerator, count)
-        args = beam.pipeline_args(beam_runner, beam_args, worker_image=image)
         config = PipelineConfig(
-            data_root=data_root, home=home, span=span, window=window, from_scratch=from_scratch,
-            model_name=model_name, pipeline_name=pipeline_name, train=train, min_auc=min_auc,
-            bless_tolerance=bless_tolerance, bless_weighting=bless_weighting, beam_pipeline_args=args,
-            label_position_check=label_position_check, orchestrator=KUBEFLOW,
-            schema_file=schema_file, vertex_training=_read_json(vertex_training, "--vertex-training"),
+            data_root=data_root, home=home, span=span, pipeline_name=pipeline_name, train=train,
+            orchestrator=KUBEFLOW, vertex_training=_read_json(vertex_training, "--vertex-training"), **settings,
         )
         job = compile_pipeline(config, image, out, trainer_resources=resources)
     except ValueError as error:
@@ -152,7 +131,7 @@ def submit_command(package, kfp_host, namespace, experiment, vertex_project, ver
 
 @click.command("export-serving-config")
 @click.option("--home", required=True, help="freshrank home whose serving/<model>/ the Pusher fills.")
-@click.option("--model-name", default="ranker", show_default=True)
+@model_name_option
 @click.option("--out", "out_dir", help="Directory for models.config and batching_parameters.txt "
               "(default: HOME/serving_config).")
 @click.option("--base-path", help="Model base path as the server sees it (default: HOME/serving/<model>; "

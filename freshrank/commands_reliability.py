@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from freshrank.cli_options import model_name_option
 from freshrank.env import configure
 
 configure()
@@ -25,7 +26,7 @@ EXIT_FAILED = 1
               help="freshrank home whose serving/<model>/ to roll back.")
 @click.option("--to", "to_version", type=click.IntRange(min=0),
               help="Serve this version again (every newer one is retired). Default: the one before the newest.")
-@click.option("--model-name", default="ranker", show_default=True)
+@model_name_option
 def rollback_command(home: str, to_version: int | None, model_name: str) -> None:
     """Retire the serving version so the model server falls back to the previous one.
 

@@ -30,6 +30,7 @@ USER_KEY = "user_id"
 PURCHASE_MODELS = ("ctcvr", "direct")
 POSITION_BIAS_MODES = ("tower", "none")
 WARM_START_SCHEDULES = ("warmup_decay", "decay", "constant")
+DISTRIBUTIONS = ("default", "mirrored", "multi_worker", "tpu")  # tf.distribute strategies (trainer/distribution.py)
 # What a model exported before these settings existed was: read back with these, it warm-starts.
 LEGACY_MODEL_SETTINGS = {"purchase_model": "direct", "position_bias": "none", "user_features": False,
                          "wide": False}
@@ -130,7 +131,7 @@ class TrainConfig:
     init_checkpoint: str | None = None
     # Keep only the bottom K encoder layers of a deeper pretrained checkpoint; None: all of them.
     init_layers: int | None = None
-    # tf.distribute: "default", "mirrored", "multi_worker", "tpu".
+    # tf.distribute: one of DISTRIBUTIONS.
     distribution: str = "default"
     tpu_address: str | None = None
     seed: int = 42
@@ -177,7 +178,7 @@ class TrainConfig:
             problems.append("loss 'mse' needs purchase_model 'direct' (ctcvr trains a product of probabilities)")
         if self.update_mode not in ("full", "partial"):
             problems.append(f"update_mode must be 'full' or 'partial', got {self.update_mode!r}")
-        if self.distribution not in ("default", "mirrored", "multi_worker", "tpu"):
+        if self.distribution not in DISTRIBUTIONS:
             problems.append(
                 f"distribution must be default, mirrored, multi_worker or tpu, got {self.distribution!r}"
             )

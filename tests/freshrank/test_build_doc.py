@@ -1,4 +1,6 @@
-"""BUILD.md's commands exist: every `freshrank` (and `kfp`) invocation names a real command and real flags."""
+"""BUILD.md's and README.md's commands exist: every `freshrank` (and `kfp`) invocation names a real
+command and real flags, and every full command line (and each row of README's command table) gives
+the command's required options."""
 from __future__ import annotations
 
 import re
@@ -10,7 +12,15 @@ import pytest
 from tests.helpers import REPO
 
 BUILD_MD = (REPO / "BUILD.md").read_text()
+README_MD = (REPO / "README.md").read_text()
 SEPARATORS = {"|", "||", "&&", ";"}
+
+
+def _readme_synopses() -> list[list[str]]:
+    """README's command table: one synopsis per row, `[...]` optional, `(a \\| b)` alternatives."""
+    rows = [span for line in README_MD.splitlines() if line.startswith("| `")
+            for span in re.findall(r"`([^`]+)`", line.split(" | ")[0]) if re.match(r"^(\S*/)?freshrank ", span)]
+    return [shlex.split(re.sub(r"[\[\]()]", " ", row.replace("\\|", " ").replace("...", ""))) for row in rows]
 
 
 def _shell_commands(inline: bool = False) -> list[list[str]]:
@@ -57,6 +67,10 @@ def _is_freshrank(argv: list[str]) -> bool:
 
 FRESHRANK = [c for c in _shell_commands() if _is_freshrank(c)]
 INLINE = [c for c in _shell_commands(inline=True) if _is_freshrank(c)]
+README_ROWS = _readme_synopses()
+README_INLINE = [c for span in re.findall(r"`([^`\n]+)`", README_MD) if re.match(r"^(\S*/)?freshrank [a-z]", span)
+                 for c in _split(shlex.split(re.sub(r"[\[\]()]", " ", span.replace("\\|", " ").replace("...", ""))))
+                 if c and _is_freshrank(c)]
 
 
 def test_build_md_shows_each_production_command():
@@ -64,17 +78,25 @@ def test_build_md_shows_each_production_command():
     assert {"compile", "submit", "export-serving-config", "tensorboard", "run"} <= used
 
 
-@pytest.mark.parametrize("argv", FRESHRANK + INLINE,
-                         ids=[" ".join(c[:2]) + f"#{i}" for i, c in enumerate(FRESHRANK + INLINE)])
+ALL = FRESHRANK + INLINE + README_ROWS + README_INLINE
+
+
+def test_readme_shows_every_command_in_its_table():
+    from freshrank.cli import main
+
+    assert {row[1] for row in README_ROWS} == set(main.commands)
+
+
+@pytest.mark.parametrize("argv", ALL, ids=[" ".join(c[:2]) + f"#{i}" for i, c in enumerate(ALL)])
 def test_freshrank_commands_exist(argv):
     from freshrank.cli import main
 
     name = argv[1]
-    assert name in main.commands, f"`freshrank {name}` in BUILD.md is not a command"
+    assert name in main.commands, f"`freshrank {name}` in the docs is not a command"
     command = main.commands[name]
     _check_flags(argv[2:], command, " ".join(argv))
     # A full command line (not a fragment quoted in the text) gives every required option.
-    if argv not in FRESHRANK:
+    if argv not in FRESHRANK and argv not in README_ROWS:
         return
     for param in command.params:
         if param.required and isinstance(param, click.Option):

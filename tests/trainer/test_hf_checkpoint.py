@@ -426,9 +426,10 @@ def test_half_precision_tensors_widen_to_float32(tmp_path):
 def test_cli_flags_reach_the_train_config(tmp_path):
     from click.testing import CliRunner
 
-    from freshrank.cli import _train_config, main
+    from freshrank.cli import main
+    from freshrank.cli_options import train_config_from
 
-    config = _train_config({"init_checkpoint": str(tmp_path), "init_layers": 2, "epochs": None})
+    config = train_config_from({"init_checkpoint": str(tmp_path), "init_layers": 2, "epochs": None})
     assert (config.init_checkpoint, config.init_layers) == (str(tmp_path), 2)
     for command in ("run", "compile"):
         out = CliRunner().invoke(main, [command, "--help"], terminal_width=200).output
