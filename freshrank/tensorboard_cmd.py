@@ -63,19 +63,14 @@ def runs_from_metadata(home: str) -> list[TrainerRun]:
     path = os.path.join(home, "metadata.sqlite")
     if not os.path.exists(path):
         return []
-    from ml_metadata.proto import metadata_store_pb2
-
     from tfx_pipeline.lineage import Lineage, custom
 
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = path
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    lineage = Lineage(connection)
+    lineage = Lineage.open(path)
     runs = []
     for execution in lineage.store.get_executions():
-        if lineage._node_id(execution.id) != TRAINER_NODE:  # noqa: SLF001
+        if lineage.node_of(execution.id) != TRAINER_NODE:
             continue
-        inputs, outputs = lineage._artifacts(execution.id)  # noqa: SLF001
+        inputs, outputs = lineage.artifacts_of(execution.id)
         window = (inputs.get("examples") or [None])[0]
         model_run = (outputs.get("model_run") or [None])[0]
         span = custom(window, "span") if window is not None else None

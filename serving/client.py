@@ -1,4 +1,4 @@
-"""The ranking client (`freshrank rank`) and the warmup file the Pusher writes.
+"""The ranking client (`freshrank rank`); requests are built by the model's contract (trainer/contract.py).
 
 `rank()` sends ONE gRPC Predict carrying every candidate (the ranker's `serving_default`
 signature takes batched `query`, `title`, `brand`, `category`, `product_id` strings and a float
@@ -6,23 +6,29 @@ signature takes batched `query`, `title`, `brand`, `category`, `product_id` stri
 freshrank-model-server and against a real TF Serving alike: it only uses the official
 tensorflow-serving-api stubs.
 
-`write_warmup_requests()` writes `assets.extra/tf_serving_warmup_requests` (a TFRecord of
-PredictionLog) into a version directory so TF Serving replays it at load time and the first
-user request does not pay for graph initialisation (tensorflow/serving#385, #1414).
+`write_warmup_requests()` (from the contract) writes `assets.extra/tf_serving_warmup_requests` (a
+TFRecord of PredictionLog) into a version directory so TF Serving replays it at load time and the
+first user request does not pay for graph initialisation (tensorflow/serving#385, #1414).
 """
 from __future__ import annotations
 
 import csv
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-CANDIDATE_COLUMNS = ("product_id", "title", "brand", "category", "price")
-STRING_INPUTS = ("title", "brand", "category", "product_id")
-USER_INPUT = "user_id"
-SCORE_OUTPUT = "score"
-WARMUP_RELATIVE_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The request contract lives with the model (trainer/contract.py); re-exported for clients.
+from trainer.contract import (  # noqa: F401
+    CANDIDATE_COLUMNS,
+    SCORE_OUTPUT,
+    STRING_INPUTS,
+    USER_INPUT,
+    WARMUP_RELATIVE_PATH,
+    build_predict_request,
+    write_warmup_requests,
+)
+
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -65,34 +71,6 @@ def read_candidates_csv(path: str | os.PathLike) -> list[dict]:
             candidates.append(candidate)
     return candidates
 
-
-def build_predict_request(query: str, candidates: Sequence[dict], model_name: str,
-                          signature: str = "serving_default", user_id: str | None = None) -> Any:
-    """One PredictRequest scoring every candidate against the query (batch = candidates).
-
-    `user_id`: who is searching, for models trained with user features (their signature takes a
-    `user_id` input; other models refuse one).
-    """
-    import numpy as np
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature
-    count = len(candidates)
-    request.inputs["query"].CopyFrom(
-        tf.make_tensor_proto([query.encode("utf-8")] * count, dtype=tf.string, shape=[count]))
-    for column in STRING_INPUTS:
-        values = [str(c[column]).encode("utf-8") for c in candidates]
-        request.inputs[column].CopyFrom(
-            tf.make_tensor_proto(values, dtype=tf.string, shape=[count]))
-    if user_id is not None:
-        request.inputs[USER_INPUT].CopyFrom(
-            tf.make_tensor_proto([user_id.encode("utf-8")] * count, dtype=tf.string, shape=[count]))
-    prices = np.asarray([float(c["price"]) for c in candidates], dtype=np.float32)
-    request.inputs["price"].CopyFrom(tf.make_tensor_proto(prices, shape=[count]))
-    return request
 
 
 def scores_from_response(response: Any, expected: int) -> list[float]:
@@ -152,40 +130,3 @@ def format_ranking(ranked: Iterable[tuple[dict, float]], top: int | None = None)
             f"{candidate['title']}"
         )
     return "\n".join(lines)
-
-
-def write_warmup_requests(version_dir: str | os.PathLike, examples: list[dict],
-                          model_name: str, signature: str = "serving_default", with_user: bool = False) -> str:
-    """Writes `<version_dir>/assets.extra/tf_serving_warmup_requests` and returns its path.
-
-    Each example is a dict with `query` plus the candidate columns. Two PredictLog records are
-    written: one request with all examples (the shape `rank` sends) and one with the first
-    example alone, so both batch shapes are warm. The file is written to a temporary name and
-    renamed, so a server polling the directory never sees half of it; call this before the
-    version's saved_model.pb is in place (the Pusher copies that file last).
-    """
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    if not examples:
-        raise ValueError("write_warmup_requests needs at least one example")
-    for index, example in enumerate(examples):
-        missing = [c for c in ("query", *CANDIDATE_COLUMNS) if c not in example]
-        if missing:
-            raise ValueError(f"warmup example {index} lacks {', '.join(missing)}")
-    batches = [examples, examples[:1]] if len(examples) > 1 else [examples]
-    path = os.path.join(os.fspath(version_dir), WARMUP_RELATIVE_PATH)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp_path = path + ".tmp"
-    with tf.io.TFRecordWriter(tmp_path) as writer:
-        for batch in batches:
-            # One query per request, as `rank` sends; examples with other queries get their own.
-            for query in dict.fromkeys(e["query"] for e in batch):
-                same_query = [e for e in batch if e["query"] == query]
-                log = prediction_log_pb2.PredictionLog()
-                user = str(same_query[0].get(USER_INPUT, "")) if with_user else None
-                log.predict_log.request.CopyFrom(
-                    build_predict_request(query, same_query, model_name, signature, user_id=user))
-                writer.write(log.SerializeToString())
-    os.replace(tmp_path, path)
-    return path

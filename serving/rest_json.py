@@ -216,14 +216,14 @@ def _fill_proto(proto: Any, dtype: int, shape: list[int], values: list) -> None:
         proto.half_val.extend(np.array(values, dtype=np.float16).view(np.uint16).tolist())
     elif dtype in (types_pb2.DT_INT8, types_pb2.DT_UINT8, types_pb2.DT_INT16,
                    types_pb2.DT_INT32):
-        np_dtype = tensors._DTYPES[dtype][0]  # noqa: SLF001 - range check as TF casts
+        np_dtype = tensors.DTYPES[dtype][0]  # range check as TF casts
         try:
             proto.int_val.extend(np.array(values, dtype=np.int64).astype(np_dtype).tolist())
         except (OverflowError, ValueError) as exc:
             raise errors.invalid_argument(f"Value out of range for {tensors.dtype_name(dtype)}") \
                 from exc
     else:
-        getattr(proto, tensors._DTYPES[dtype][1]).extend(values)  # noqa: SLF001
+        getattr(proto, tensors.DTYPES[dtype][1]).extend(values)
 
 
 def fill_predict_inputs(doc: dict, input_infos: dict[str, Any], inputs: Any) -> str:

@@ -36,6 +36,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving import errors, tensors
+from trainer.contract import WARMUP_RELATIVE_PATH
 
 try:  # the ranker's graph uses tensorflow_text ops; they must be registered before loading
     import tensorflow_text  # noqa: F401
@@ -46,7 +47,7 @@ DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_FILE = WARMUP_RELATIVE_PATH  # where TF Serving looks for a version's warmup requests
 MAX_WARMUP_RECORDS = 1000
 
 log = logging.getLogger("serving.servable")

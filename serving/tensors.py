@@ -17,7 +17,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 MAX_ELEMENTS = 1 << 26
 
 # dtype enum -> (numpy dtype, TensorProto value field)
-_DTYPES: dict[int, tuple[Any, str]] = {
+DTYPES: dict[int, tuple[Any, str]] = {
     types_pb2.DT_FLOAT: (np.float32, "float_val"),
     types_pb2.DT_DOUBLE: (np.float64, "double_val"),
     types_pb2.DT_INT32: (np.int32, "int_val"),
@@ -68,7 +68,7 @@ def shape_of(proto_shape: Any) -> tuple[int, ...]:
 
 def to_ndarray(proto: Any, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """Decodes a request TensorProto; raises ValueError on anything TensorFlow would reject."""
-    spec = _DTYPES.get(proto.dtype)
+    spec = DTYPES.get(proto.dtype)
     if spec is None:
         raise ValueError(f"unsupported dtype {dtype_name(proto.dtype)}")
     np_dtype, field_name = spec
@@ -141,7 +141,7 @@ def to_tensor_proto(array: Any, out: Any | None = None) -> Any:
     elif dtype == types_pb2.DT_HALF:
         proto.half_val.extend(flat.view(np.uint16).tolist())
     else:
-        getattr(proto, _DTYPES[dtype][1]).extend(flat.tolist())
+        getattr(proto, DTYPES[dtype][1]).extend(flat.tolist())
     return proto
 
 

@@ -19,9 +19,9 @@ import logging
 import os
 import time
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from tfx_pipeline.lineage import Lineage
 from tfx_pipeline.push import pushed_model_ids, remove_leftovers
 
 log = logging.getLogger("freshrank.recovery")
@@ -40,7 +40,7 @@ def abandon_unfinished_executions(metadata_path: str) -> list[int]:
     """Marks executions a dead run left NEW/RUNNING as FAILED; returns their ids."""
     if not os.path.exists(metadata_path):
         return []
-    store = _store(metadata_path)
+    store = Lineage.open(metadata_path, writable=True).store
     stale = [e for e in store.get_executions() if e.last_known_state in _UNFINISHED]
     for execution in stale:
         execution.last_known_state = metadata_store_pb2.Execution.FAILED
@@ -65,13 +65,13 @@ def revoke_unpushed_blessings(metadata_path: str, serving_dir: str) -> list[int]
     """
     if not os.path.exists(metadata_path):
         return []
-    store = _store(metadata_path)
+    lineage = Lineage.open(metadata_path, writable=True)
+    store = lineage.store
     pushed = set(pushed_model_ids(serving_dir))
     for artifact in store.get_artifacts_by_type("PushedModel"):
         if _int(artifact, "pushed") == 1:
-            for event in store.get_events_by_artifact_ids([artifact.id]):
-                if event.type == metadata_store_pb2.Event.OUTPUT:
-                    pushed |= _input_ids(store, event.execution_id)
+            for execution_id in lineage.producers_of(artifact.id):
+                pushed |= {a.id for a in lineage.inputs_of(execution_id)}
     revoked = []
     for blessing in store.get_artifacts_by_type("ModelBlessing"):
         if _int(blessing, "blessed") != 1 or _int(blessing, "current_model_id") in pushed:
@@ -96,13 +96,6 @@ def recover(metadata_path: str, serving_dir: str) -> Recovered:
     )
 
 
-def _store(metadata_path: str) -> metadata_store.MetadataStore:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    return metadata_store.MetadataStore(config)
-
-
 def _int(artifact: metadata_store_pb2.Artifact, key: str) -> int | None:
     value = artifact.custom_properties.get(key)
     if value is None:
@@ -113,8 +106,3 @@ def _int(artifact: metadata_store_pb2.Artifact, key: str) -> int | None:
     if kind == "string_value" and value.string_value.lstrip("-").isdigit():
         return int(value.string_value)
     return None
-
-
-def _input_ids(store: metadata_store.MetadataStore, execution_id: int) -> set[int]:
-    return {e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
-            if e.type == metadata_store_pb2.Event.INPUT}

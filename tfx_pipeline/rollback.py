@@ -20,10 +20,7 @@ import dataclasses
 import os
 import time
 
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
-
-from tfx_pipeline.lineage import custom
+from tfx_pipeline.lineage import Lineage, custom
 
 PUSHED_MODEL_TYPE = "PushedModel"
 
@@ -76,18 +73,16 @@ def revoke_blessings(metadata_path: str, versions: list[int]) -> dict[int, list[
     revoked: dict[int, list[int]] = {v: [] for v in versions}
     if not os.path.exists(metadata_path):
         return revoked
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    store = metadata_store.MetadataStore(config)
+    lineage = Lineage.open(metadata_path, writable=True)
+    store = lineage.store
     wanted = {str(v) for v in versions}
     for pushed in store.get_artifacts_by_type(PUSHED_MODEL_TYPE):
         version = custom(pushed, "pushed_version")
         if custom(pushed, "pushed") != 1 or str(version) not in wanted:
             continue
         changed = [pushed]
-        for execution_id in _producers(store, pushed.id):
-            for artifact in _inputs(store, execution_id):
+        for execution_id in lineage.producers_of(pushed.id):
+            for artifact in lineage.inputs_of(execution_id):
                 if "blessed" in artifact.custom_properties:  # the ModelBlessing the Pusher checked
                     artifact.custom_properties["blessed"].int_value = 0
                     artifact.custom_properties["retired_version"].string_value = str(version)
@@ -97,17 +92,6 @@ def revoke_blessings(metadata_path: str, versions: list[int]) -> dict[int, list[
             artifact.custom_properties["retired"].int_value = 1
         store.put_artifacts(changed)
     return revoked
-
-
-def _producers(store: metadata_store.MetadataStore, artifact_id: int) -> list[int]:
-    return [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id])
-            if e.type == metadata_store_pb2.Event.OUTPUT]
-
-
-def _inputs(store: metadata_store.MetadataStore, execution_id: int) -> list[metadata_store_pb2.Artifact]:
-    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
-           if e.type == metadata_store_pb2.Event.INPUT]
-    return list(store.get_artifacts_by_id(ids))
 
 
 def retire(home: str, model_name: str, to_version: int | None) -> dict:

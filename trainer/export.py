@@ -130,7 +130,7 @@ def export_ranker(
     if warmup:
         # Replayed by TF Serving (and freshrank-model-server) at load: the first real request
         # does not pay for graph initialisation. Pushed along with the rest of the version.
-        from serving.client import write_warmup_requests
+        from trainer.contract import write_warmup_requests
 
         write_warmup_requests(export_dir, warmup, model_name=model_name, with_user=config.user_features)
 

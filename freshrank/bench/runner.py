@@ -312,7 +312,7 @@ def _run_in_processes(updating: list[Strategy], first, first_view: _View, spans:
     tallies: dict[str, _Tally] = {}
     with concurrent.futures.ProcessPoolExecutor(len(loads), mp_context=context, initializer=_set_progress_queue,
                                                 initargs=(lines,)) as pool:
-        futures = [pool.submit(_worker, group, base, first_view._cache, spans, settings, pipeline_window,
+        futures = [pool.submit(_worker, group, base, first_view.scored(), spans, settings, pipeline_window,
                                models_dir) for group in loads]
         pending = set(futures)
         while pending:
@@ -341,7 +341,7 @@ def _worker(group: list[Strategy], base, first_cache: dict, spans: list[StreamSp
 
     stream = _Stream(spans, settings, pipeline_window)
     first_view = _View(task.rebuild(base), stream)
-    first_view._cache.update(first_cache)
+    first_view.adopt(first_cache)
     return {s.name: _run_strategy(s, first_view, stream, settings, models_dir, _PROGRESS.put) for s in group}
 
 
@@ -352,6 +352,14 @@ class _View:
         self.trained, self.stream = trained, stream
         self.scorer = Scorer(trained.score)
         self._cache: dict = {}
+
+    def scored(self) -> dict:
+        """Everything this view has scored so far (to hand to another process's view of the same model)."""
+        return self._cache
+
+    def adopt(self, scored: dict) -> None:
+        """Takes another view's scores of the same model instead of scoring again."""
+        self._cache.update(scored)
 
     def _once(self, key, compute):
         if key not in self._cache:

@@ -116,7 +116,7 @@ class _DayBatch:
         return np.arange(len(self.request_ids))
 
 
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
+def positive_int(value: object, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -128,13 +128,13 @@ class Market:
     def __init__(self, seed: int = 0, market_start: datetime.date = DEFAULT_MARKET_START,
                  drift: str = "mild", n_products: int = 3000, n_users: int = 2000,
                  page_size: int = DEFAULT_PAGE_SIZE) -> None:
-        self.seed = _positive_int(seed, "seed", 0)
+        self.seed = positive_int(seed, "seed", 0)
         self.market_start = check_day(market_start, "market_start")
         self.profile = get_profile(drift)
         self.drift = drift
-        self.n_products = _positive_int(n_products, "n_products", 100)
-        self.n_users = _positive_int(n_users, "n_users", 1)
-        self.page_size = _positive_int(page_size, "page_size", 1)
+        self.n_products = positive_int(n_products, "n_products", 100)
+        self.n_users = positive_int(n_users, "n_users", 1)
+        self.page_size = positive_int(page_size, "page_size", 1)
         if self.page_size > 50:
             raise ValueError(f"page_size must be <= 50, got {page_size}")
         self._catalog = Catalog(self.seed, self.market_start, self.profile, self.n_products, self.page_size)
@@ -168,7 +168,7 @@ class Market:
         return v
 
     def _batch(self, day: datetime.date, n_requests: int) -> _DayBatch:
-        n = _positive_int(n_requests, "n_requests")
+        n = positive_int(n_requests, "n_requests")
         day = check_day(day)
         view = self._view(day)
         t = view.day_index

@@ -14,7 +14,7 @@ import pathlib
 from collections.abc import Callable
 
 from .drift import get_profile
-from .market import Market, _positive_int
+from .market import Market, positive_int
 from .spans import check_day, check_writable, write_span_fields
 
 
@@ -31,8 +31,8 @@ def simulate(out: str | os.PathLike, start: datetime.date, days: int, requests_p
     if any target span is already complete and ``overwrite`` is False.
     """
     start = check_day(start, "start")
-    days = _positive_int(days, "days")
-    requests_per_day = _positive_int(requests_per_day, "requests_per_day")
+    days = positive_int(days, "days")
+    requests_per_day = positive_int(requests_per_day, "requests_per_day")
     get_profile(drift)
     market_start = start if market_start is None else check_day(market_start, "market_start")
     if market_start > start:
