@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from tfx_pipeline.home import Home
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
             return done.returncode
         record = json.loads(done.stdout.strip().splitlines()[-1])
-        versions = scan_base_path(os.path.join(home, "serving", "ranker")).versions
+        versions = scan_base_path(Home(home).serving_dir("ranker")).versions
         serving = max(versions) if versions else None
         entry = {"trained_through": day.isoformat(), "scored_on": nxt.isoformat(), "status": record["status"],
                  "blessed": record["blessed"], "serving_version": serving, "run_seconds": round(seconds, 1),

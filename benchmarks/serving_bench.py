@@ -112,6 +112,9 @@ def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> Non
     import tensorflow as tf
     import tensorflow_text as tft
 
+    from trainer.config import TrainConfig
+    from trainer.model import raw_input_specs
+
     hidden, heads, ff, seq_len, layers = (shape.hidden, shape.heads, shape.intermediate,
                                           shape.seq_len, shape.layers)
     id_dim, id_buckets = 16, 4096
@@ -165,14 +168,7 @@ def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> Non
             inner = tf.nn.gelu(tf.einsum("bsh,hf->bsf", x, p["w1"]) + p["b1"])
             return self._norm(x + tf.einsum("bsf,fh->bsh", inner, p["w2"]) + p["b2"])
 
-        @tf.function(input_signature=[
-            tf.TensorSpec([None], tf.string, name="query"),
-            tf.TensorSpec([None], tf.string, name="title"),
-            tf.TensorSpec([None], tf.string, name="brand"),
-            tf.TensorSpec([None], tf.string, name="category"),
-            tf.TensorSpec([None], tf.string, name="product_id"),
-            tf.TensorSpec([None], tf.float32, name="price"),
-        ])
+        @tf.function(input_signature=list(raw_input_specs(TrainConfig()).values()))  # the ranker's inputs
         def serve(self, query, title, brand, category, product_id, price):
             document = tf.strings.join([title, brand, category], separator=" ")
             q = self.tokenizer.tokenize(query).merge_dims(-2, -1)

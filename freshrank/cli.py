@@ -26,6 +26,8 @@ from freshrank.cli_options import (
     train_options,
 )
 from freshrank.env import configure, import_tensorflow
+from tfx_pipeline.config import DEFAULT_MODEL_NAME
+from tfx_pipeline.home import Home
 
 configure()
 
@@ -190,7 +192,7 @@ def watch(data_root, home, poll_seconds, once, **flags) -> None:
     def run_span(day):
         return run_once(PipelineConfig(data_root=data_root, home=home, span=day, train=train_config, **settings))
 
-    runs_log = os.path.join(os.path.abspath(home), "runs.jsonl")
+    runs_log = Home(home).runs_log
     try:
         ran = watch_spans(data_root, runs_log, run_span, poll_seconds, once,
                           say=lambda line: click.echo(line))
@@ -255,7 +257,7 @@ def demo(days, home, requests_per_day, seed) -> None:
     if model_days:
         click.echo(summary_line(model_days))
     click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to "
-               f"{os.path.join(home, 'serving', 'ranker')}; report {md} and {png}")
+               f"{Home(home).serving_dir(DEFAULT_MODEL_NAME)}; report {md} and {png}")
 
 
 from freshrank.commands_bench import bench_command  # noqa: E402

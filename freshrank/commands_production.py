@@ -11,15 +11,9 @@ import sys
 
 import click
 
-from freshrank.cli_options import (
-    model_name_option,
-    parse_day,
-    pipeline_options,
-    pipeline_settings,
-    train_config_from,
-    train_options,
-)
+from freshrank import cli_options as options
 from freshrank.env import configure, import_tensorflow
+from tfx_pipeline.home import Home
 
 configure()
 
@@ -45,10 +39,10 @@ def _read_json(path: str | None, what: str):
               help="State directory as the cluster sees it: pipeline outputs, span index, serving models.")
 @click.option("--out", default="pipeline.json", show_default=True, type=click.Path(dir_okay=False),
               help="Output: .json = PipelineJob (Vertex, `freshrank submit`), .yaml = PipelineSpec (kfp upload).")
-@click.option("--span", callback=parse_day, help="Default of the span_range runtime parameter (default: newest span).")
+@click.option("--span", callback=options.parse_day, help="Default of the span_range runtime parameter (default: newest span).")
 @click.option("--pipeline-name", default="freshrank", show_default=True)
-@pipeline_options(local=False)
-@train_options(local_paths=False)
+@options.pipeline_options(local=False)
+@options.train_options(local_paths=False)
 @click.option("--trainer-cpu", type=click.FloatRange(min=0.0, min_open=True), help="vCPUs for the Trainer step.")
 @click.option("--trainer-memory-gb", type=click.FloatRange(min=0.0, min_open=True), help="Memory (GB) for the Trainer step.")
 @click.option("--trainer-accelerator", metavar="TYPE[:COUNT]",
@@ -62,8 +56,8 @@ def compile_command(target, image, data_root, home, out, span, pipeline_name, tr
     from tfx_pipeline.config import KUBEFLOW, PipelineConfig
 
     import_tensorflow()
-    train = train_config_from(flags)
-    settings = pipeline_settings(flags, worker_image=image)
+    train = options.train_config_from(flags)
+    settings = options.pipeline_settings(flags, worker_image=image)
     try:
         from tfx_pipeline.kubeflow import TrainerResources, compile_pipeline, parse_accelerator
 
@@ -93,7 +87,7 @@ def compile_command(target, image, data_root, home, out, span, pipeline_name, tr
 @click.option("--vertex-region", help="Vertex AI region, e.g. europe-west4.")
 @click.option("--service-account", help="Vertex: service account the steps run as.")
 @click.option("--pipeline-root", help="Vertex: override the compiled pipeline root (gs://...).")
-@click.option("--span", callback=parse_day, help="Run this span (YYYY-MM-DD).")
+@click.option("--span", callback=options.parse_day, help="Run this span (YYYY-MM-DD).")
 @click.option("--newest", is_flag=True, help="Run the newest span (overrides a span compiled in).")
 @click.option("--window", type=click.IntRange(min=1), help="Train on the newest N validated spans.")
 @click.option("--run-name", help="Run / job display name (default: freshrank-<span or newest>).")
@@ -131,7 +125,7 @@ def submit_command(package, kfp_host, namespace, experiment, vertex_project, ver
 
 @click.command("export-serving-config")
 @click.option("--home", required=True, help="freshrank home whose serving/<model>/ the Pusher fills.")
-@model_name_option
+@options.model_name_option
 @click.option("--out", "out_dir", help="Directory for models.config and batching_parameters.txt "
               "(default: HOME/serving_config).")
 @click.option("--base-path", help="Model base path as the server sees it (default: HOME/serving/<model>; "
@@ -165,7 +159,7 @@ def export_serving_config_command(home, model_name, out_dir, base_path, version_
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     if not exported.versions:
-        click.echo(f"warning: no pushed version under {os.path.join(home, 'serving', model_name)} yet; "
+        click.echo(f"warning: no pushed version under {Home(home).serving_dir(model_name)} yet; "
                    "the server will wait for the first push", err=True)
     click.echo(json.dumps({
         "models_config": exported.models_config, "batching_parameters": exported.batching_config,

@@ -15,6 +15,7 @@ import click
 
 from freshrank.cli_options import model_name_option
 from freshrank.env import configure
+from tfx_pipeline.home import Home
 
 configure()
 
@@ -40,7 +41,7 @@ def rollback_command(home: str, to_version: int | None, model_name: str) -> None
     try:
         with home_lock(home):
             record = rollback.retire(home, model_name, to_version)
-            run_summary.append(os.path.join(home, "runs.jsonl"), record)
+            run_summary.append(Home(home).runs_log, record)
     except rollback.UnknownVersion as error:
         raise click.UsageError(str(error)) from None
     except (rollback.RollbackError, HomeLocked) as error:
@@ -48,5 +49,5 @@ def rollback_command(home: str, to_version: int | None, model_name: str) -> None
         sys.exit(EXIT_FAILED)
     retired = ", ".join(map(str, record["retired_versions"]))
     click.echo(f"rolled back: retired {retired}; {record['serving_version']} serves again "
-               f"(retired copies under {os.path.join(home, 'retired', model_name)})", err=True)
+               f"(retired copies under {Home(home).retired_dir(model_name)})", err=True)
     click.echo(json.dumps(record, sort_keys=True))

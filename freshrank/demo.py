@@ -20,6 +20,8 @@ from collections.abc import Callable
 from freshrank.counterfactual import Comparison, compare
 from freshrank.market import Market, Search, write_span
 from freshrank.served_model import ModelServerProcess
+from tfx_pipeline.config import DEFAULT_MODEL_NAME
+from tfx_pipeline.home import Home
 
 DEMO_START = datetime.date(2026, 11, 1)
 # Sized so 5 days fit in 10 minutes on 2 cores: each pipeline run is ~1.2 min of fixed TFX/Beam
@@ -119,7 +121,7 @@ def run_demo(home: str, days: int, requests_per_day: int, seed: int, say: Callab
     # The first model (from scratch) takes `epochs`; updates are the product's default update.
     train = TrainConfig(epochs=epochs)
     log_path = os.path.join(home, DAYS_LOG)
-    serving_dir = os.path.join(home, "serving", "ranker")
+    serving_dir = Home(home).serving_dir(DEFAULT_MODEL_NAME)
     say(f"demo: {days} days of a {drift}ly drifting shop; day 1: {history_searches} legacy-ranked searches "
         f"(the shop's history), then {requests_per_day} searches/day ranked by the served model; window {window}, "
         f"home {home}")

@@ -21,6 +21,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import file_system_storage_path_source_pb2 as storage_path_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from tfx_pipeline.home import Home
+
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching_parameters.txt"
 POLICIES = ("latest", "specific", "all")
@@ -168,7 +170,7 @@ def export(
 ) -> Exported:
     """Writes OUT_DIR/models.config and OUT_DIR/batching_parameters.txt for HOME's pushed models."""
     home = home if "://" in home else os.path.abspath(home)
-    model_dir = os.path.join(home, "serving", model_name)
+    model_dir = Home(home).serving_dir(model_name)
     versions = pushed_versions(model_dir)
     config, labels, served = build_model_server_config(
         model_name, base_path or model_dir, versions, keep, policy, extra_labels

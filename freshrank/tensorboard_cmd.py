@@ -11,9 +11,9 @@ next to `span_2026-11-01/validation`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
+from tfx_pipeline.home import Home
 from tfx_pipeline.spans import span_date
 
 TRAINER_NODE = "Trainer"
@@ -32,35 +32,24 @@ class TrainerRun:
 
 def runs_from_records(home: str) -> list[TrainerRun]:
     """Trainer runs named in HOME/runs.jsonl whose log directory exists."""
-    path = os.path.join(home, "runs.jsonl")
-    if not os.path.exists(path):
-        return []
     runs = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from an interrupted run
-            model_uri = record.get("model_uri")
-            span = record.get("span")
-            if not model_uri or not span:
-                continue
-            model_uri = model_uri.rstrip("/")
-            execution = os.path.basename(model_uri)
-            # <pipeline>/Trainer/model/<id> -> <pipeline>/Trainer/model_run/<id>
-            logdir = os.path.join(os.path.dirname(os.path.dirname(model_uri)), "model_run", execution)
-            if execution.isdigit() and os.path.isdir(logdir):
-                runs.append(TrainerRun(span, int(execution), logdir))
+    for record in Home(home).runs():
+        model_uri = record.get("model_uri")
+        span = record.get("span")
+        if not model_uri or not span:
+            continue
+        model_uri = model_uri.rstrip("/")
+        execution = os.path.basename(model_uri)
+        # <pipeline>/Trainer/model/<id> -> <pipeline>/Trainer/model_run/<id>
+        logdir = os.path.join(os.path.dirname(os.path.dirname(model_uri)), "model_run", execution)
+        if execution.isdigit() and os.path.isdir(logdir):
+            runs.append(TrainerRun(span, int(execution), logdir))
     return runs
 
 
 def runs_from_metadata(home: str) -> list[TrainerRun]:
     """Trainer executions in HOME/metadata.sqlite with their window's span and model_run directory."""
-    path = os.path.join(home, "metadata.sqlite")
+    path = Home(home).metadata_path
     if not os.path.exists(path):
         return []
     from tfx_pipeline.lineage import Lineage, custom

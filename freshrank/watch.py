@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import time
 from collections.abc import Callable
 
 from tfx_pipeline import spans
+from tfx_pipeline.home import read_runs
 
 
 def done_spans(runs_log: str) -> set[str]:
-    if not os.path.exists(runs_log):
-        return set()
-    done = set()
-    with open(runs_log, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                done.add(json.loads(line)["span"])
-            except (ValueError, KeyError):
-                continue  # a torn last line from a crash is not a finished run
-    return done
+    """Spans with a run record (pushed, not blessed or rejected); a torn line is not a finished run."""
+    return {record["span"] for record in read_runs(runs_log) if "span" in record}
 
 
 def pending_spans(data_root: str, runs_log: str) -> list[datetime.date]:

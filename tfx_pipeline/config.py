@@ -5,6 +5,7 @@ import dataclasses
 import datetime
 import os
 
+from tfx_pipeline.home import Home
 from trainer.config import TrainConfig
 
 DEFAULT_MODEL_NAME = "ranker"
@@ -77,23 +78,27 @@ class PipelineConfig:
 
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.home, "pipeline")
+        return self.layout.pipeline_root
+
+    @property
+    def layout(self) -> Home:
+        return Home(self.home)
 
     @property
     def metadata_path(self) -> str:
-        return os.path.join(self.home, "metadata.sqlite")
+        return self.layout.metadata_path
 
     @property
     def serving_dir(self) -> str:
-        return os.path.join(self.home, "serving", self.model_name)
+        return self.layout.serving_dir(self.model_name)
 
     @property
     def span_index_dir(self) -> str:
-        return os.path.join(self.home, "span_index")
+        return self.layout.span_index_dir
 
     @property
     def runs_log(self) -> str:
-        return os.path.join(self.home, "runs.jsonl")
+        return self.layout.runs_log
 
 
 def _absolute(path: str) -> str:

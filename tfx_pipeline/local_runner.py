@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import sys
 import time
 
@@ -60,7 +59,7 @@ def run_once(config: PipelineConfig) -> dict:
         record = run_summary.summarize(lineage, nodes, span, time.time() - started)
         record["quarantined_rows"] = quarantined
         if quarantined:
-            record["quarantine"] = os.path.join(config.home, "quarantine", span)
+            record["quarantine"] = config.layout.quarantine_dir(span)
         run_summary.append(config.runs_log, record)
         return record
 

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
+from tfx_pipeline.home import Home
+
 DEFAULT_MAX_BAD_ROW_SHARE = 0.001
 BAD_ROWS_FILE = "bad_rows.jsonl"
 CLEANED_DIR = "cleaned"
@@ -237,7 +239,7 @@ def gate_span(data_root: str, span: str, home: str, max_share: float) -> tuple[s
     Raises SpanMalformed when the bad share is over `max_share`. With no bad rows ExampleGen reads
     the landing folder itself, so a clean span costs one read and no copy.
     """
-    quarantine_dir = os.path.join(home, "quarantine", span)
+    quarantine_dir = Home(home).quarantine_dir(span)
     if tf.io.gfile.exists(quarantine_dir):
         tf.io.gfile.rmtree(quarantine_dir)  # a rerun after a fix must not show stale rows
     check = scan_span(os.path.join(data_root, span), span, bad_rows_dir=quarantine_dir)
@@ -249,4 +251,4 @@ def gate_span(data_root: str, span: str, home: str, max_share: float) -> tuple[s
         return data_root, 0
     if check.bad_share > max_share:
         raise SpanMalformed(rejection_problems(check, max_share, check.bad_rows_path), quarantine_dir)
-    return write_cleaned(check, os.path.join(home, "quarantine", CLEANED_DIR)), check.bad_count
+    return write_cleaned(check, Home(home).quarantine_dir(CLEANED_DIR)), check.bad_count

@@ -20,6 +20,7 @@ import dataclasses
 import os
 import time
 
+from tfx_pipeline.home import Home
 from tfx_pipeline.lineage import Lineage, custom
 
 PUSHED_MODEL_TYPE = "PushedModel"
@@ -99,10 +100,11 @@ def retire(home: str, model_name: str, to_version: int | None) -> dict:
 
     The caller holds the home lock: a run pushing while versions move would race.
     """
-    serving_dir = os.path.join(home, "serving", model_name)
+    layout = Home(home)
+    serving_dir = layout.serving_dir(model_name)
     steps = plan(serving_dir, to_version)
-    revoked = revoke_blessings(os.path.join(home, "metadata.sqlite"), steps.retire)
-    retired_dir = os.path.join(home, "retired", model_name)
+    revoked = revoke_blessings(layout.metadata_path, steps.retire)
+    retired_dir = layout.retired_dir(model_name)
     os.makedirs(retired_dir, exist_ok=True)
     moved = {}
     for version in sorted(steps.retire, reverse=True):  # newest first: the server steps down in order

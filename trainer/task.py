@@ -45,6 +45,7 @@ from trainer.model import (
     listwise_softmax_loss,
     log_prob_bce,
     purchase_probability,
+    raw_input_specs,
     skip_autograph,
 )
 from trainer.schedule import WarmupLinearDecay
@@ -101,8 +102,7 @@ class Trained:
         # One trace for columns of any length (a bench scores splits and pages of many sizes;
         # retracing per shape cost seconds per model).
         if getattr(self, "_column_fn", None) is None:
-            signature = {name: tf.TensorSpec([None], tf.string) for name in self.config.string_inputs()}
-            signature[PRICE_FEATURE] = tf.TensorSpec([None], tf.float32)
+            signature = raw_input_specs(self.config)
             self._column_fn = tf.function(self._served, autograph=False, input_signature=[signature])
         return self._column_fn
 

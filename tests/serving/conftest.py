@@ -135,19 +135,15 @@ def build_ranker(export_dir: str | Path) -> str:
     import tensorflow as tf
     import tensorflow_text as tft
 
+    from trainer.config import TrainConfig
+    from trainer.model import raw_input_specs
+
     class Ranker(tf.Module):
         def __init__(self):
             super().__init__()
             self.tokenizer = tft.WhitespaceTokenizer()
 
-        @tf.function(input_signature=[
-            tf.TensorSpec([None], tf.string, name="query"),
-            tf.TensorSpec([None], tf.string, name="title"),
-            tf.TensorSpec([None], tf.string, name="brand"),
-            tf.TensorSpec([None], tf.string, name="category"),
-            tf.TensorSpec([None], tf.string, name="product_id"),
-            tf.TensorSpec([None], tf.float32, name="price"),
-        ])
+        @tf.function(input_signature=list(raw_input_specs(TrainConfig()).values()))  # the ranker's inputs
         def serve(self, query, title, brand, category, product_id, price):
             query_tokens = tf.cast(self.tokenizer.tokenize(query).row_lengths(), tf.float32)
             length = tf.cast(tf.strings.length(title), tf.float32)
@@ -326,6 +322,29 @@ def call_rest(url: str, body: object | None = None, raw: bytes | None = None,
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    """A channel to the module's `server` fixture (each test module says which server it runs)."""
+    import grpc
+
+    with grpc.insecure_channel(server.grpc_address) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def model_stub(channel):
+    from tensorflow_serving.apis import model_service_pb2_grpc
+
+    return model_service_pb2_grpc.ModelServiceStub(channel)
 
 
 @pytest.fixture(scope="session")

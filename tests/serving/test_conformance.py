@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import grpc
 import pytest
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
@@ -19,7 +18,6 @@ from tensorflow_serving.apis import (
     inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
-    prediction_service_pb2_grpc,
     regression_pb2,
 )
 
@@ -83,17 +81,6 @@ def sorted_object(obj):
 @pytest.fixture(scope="module")
 def server(default_server):
     return default_server
-
-
-@pytest.fixture(scope="module")
-def channel(server):
-    with grpc.insecure_channel(server.grpc_address) as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def stub(channel):
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
 def verify_model_spec(spec, name, signature_name, version):

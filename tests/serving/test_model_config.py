@@ -19,9 +19,7 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     inference_pb2,
     model_management_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
-    prediction_service_pb2_grpc,
     regression_pb2,
 )
 from tensorflow_serving.config import model_server_config_pb2
@@ -71,22 +69,6 @@ def server(bases, tmp_path_factory, helpers):
     ])
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def channel(server):
-    with grpc.insecure_channel(server.grpc_address) as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def stub(channel):
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def model_stub(channel):
-    return model_service_pb2_grpc.ModelServiceStub(channel)
 
 
 def predict(stub, model_name, x=2.0, specify_output=True, version=None, label=None):

@@ -18,10 +18,8 @@ import pytest
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_status_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
     prediction_log_pb2,
-    prediction_service_pb2_grpc,
 )
 
 RPC_TIMEOUT = 20.0
@@ -49,22 +47,6 @@ def server(models, base, tmp_path_factory, helpers):
     ])
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def channel(server):
-    with grpc.insecure_channel(server.grpc_address) as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def stub(channel):
-    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def model_stub(channel):
-    return model_service_pb2_grpc.ModelServiceStub(channel)
 
 
 def predict_request(x=2.0):
