@@ -18,8 +18,6 @@ import subprocess
 import sys
 import time
 
-from tfx_pipeline.home import Home
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -44,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from freshrank import counterfactual
     from freshrank.market import Market
-    from serving.versions import scan_base_path
+    from serving.versions import finished_versions
+    from tfx_pipeline.home import Home
 
     start = datetime.date.fromisoformat(args.start)
     data, home = os.path.join(args.out, "data"), os.path.join(args.out, "home")
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
             return done.returncode
         record = json.loads(done.stdout.strip().splitlines()[-1])
-        versions = scan_base_path(Home(home).serving_dir("ranker")).versions
+        versions = finished_versions(Home(home).serving_dir("ranker"))
         serving = max(versions) if versions else None
         entry = {"trained_through": day.isoformat(), "scored_on": nxt.isoformat(), "status": record["status"],
                  "blessed": record["blessed"], "serving_version": serving, "run_seconds": round(seconds, 1),

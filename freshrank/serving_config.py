@@ -21,6 +21,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import file_system_storage_path_source_pb2 as storage_path_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.versions import finished_versions
 from tfx_pipeline.home import Home
 
 MODELS_CONFIG = "models.config"
@@ -88,12 +89,7 @@ def pushed_versions(model_dir: str) -> list[int]:
     """
     if not tf.io.gfile.isdir(model_dir):
         return []
-    versions = []
-    for name in tf.io.gfile.listdir(model_dir):
-        name = name.rstrip("/")
-        if name.isdigit() and tf.io.gfile.exists(os.path.join(model_dir, name, "saved_model.pb")):
-            versions.append(int(name))
-    return sorted(versions)
+    return finished_versions(model_dir, tf.io.gfile.listdir, tf.io.gfile.exists)
 
 
 def parse_labels(items: list[str] | tuple[str, ...]) -> dict[str, int]:

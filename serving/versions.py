@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +39,27 @@ def parse_version(name: str) -> int | None:
     return number if number <= _MAX_VERSION else None
 
 
-def is_complete(version_dir: str) -> bool:
-    return any(os.path.isfile(os.path.join(version_dir, f)) for f in SAVED_MODEL_FILES)
+def is_complete(version_dir: str, isfile: Callable[[str], bool] = os.path.isfile) -> bool:
+    return any(isfile(os.path.join(version_dir, f)) for f in SAVED_MODEL_FILES)
+
+
+def finished_versions(base_path: str, listdir: Callable[[str], list[str]] = os.listdir,
+                      isfile: Callable[[str], bool] = os.path.isfile) -> list[int]:
+    """The finished versions under a base path, oldest first: the one rule the server, the pusher,
+    rollback and the serving-config export share (a version-named directory whose saved_model.pb
+    or .pbtxt exists). `listdir` and `isfile` may be another filesystem's (tf.io.gfile for gs://);
+    this module itself imports no TensorFlow."""
+    try:
+        names = listdir(base_path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = set()
+    for name in names:
+        name = name.rstrip("/")  # object stores list folders with a trailing slash
+        number = parse_version(name)
+        if number is not None and is_complete(os.path.join(base_path, name), isfile):
+            found.add(number)
+    return sorted(found)
 
 
 def scan_base_path(base_path: str) -> ScanResult:

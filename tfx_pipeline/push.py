@@ -17,6 +17,8 @@ import os
 import shutil
 import time
 
+from serving.versions import parse_version
+
 log = logging.getLogger("freshrank.push")
 TMP_PREFIX = ".tmp-"
 PAUSE_ENV = "FRESHRANK_TEST_PAUSE_BEFORE_RENAME_S"
@@ -24,8 +26,12 @@ MARKER_PATH = ("assets.extra", "freshrank", "pushed.json")
 
 
 def next_version(base_directory: str, now: float) -> int:
-    """Unix seconds, or one past the newest numeric version already in the base directory."""
-    existing = [int(name) for name in _listdir(base_directory) if name.isdigit()]
+    """Unix seconds, or one past the newest version directory already in the base directory.
+
+    Unfinished version directories count here (unlike `serving.versions.finished_versions`): a new
+    version must never take the number of one still being copied in.
+    """
+    existing = [v for v in map(parse_version, _listdir(base_directory)) if v is not None]
     return max([int(now), *(v + 1 for v in existing)])
 
 
@@ -80,7 +86,7 @@ def pushed_model_ids(base_directory: str) -> set[int]:
     ids = set()
     for name in _listdir(base_directory):
         path = os.path.join(base_directory, name, *MARKER_PATH)
-        if name.isdigit() and os.path.isfile(path):
+        if parse_version(name) is not None and os.path.isfile(path):
             with open(path, encoding="utf-8") as handle:
                 ids.add(int(json.load(handle)["model_id"]))
     return ids

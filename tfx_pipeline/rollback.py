@@ -20,6 +20,7 @@ import dataclasses
 import os
 import time
 
+from serving.versions import finished_versions
 from tfx_pipeline.home import Home
 from tfx_pipeline.lineage import Lineage, custom
 
@@ -42,10 +43,7 @@ class Plan:
 
 def served_versions(serving_dir: str) -> list[int]:
     """Complete numeric version directories, oldest first (hidden .tmp-* push dirs are not versions)."""
-    if not os.path.isdir(serving_dir):
-        return []
-    return sorted(int(name) for name in os.listdir(serving_dir)
-                  if name.isdigit() and os.path.isfile(os.path.join(serving_dir, name, "saved_model.pb")))
+    return finished_versions(serving_dir)
 
 
 def plan(serving_dir: str, to_version: int | None) -> Plan:

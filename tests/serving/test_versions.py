@@ -226,3 +226,19 @@ def test_sigterm_shuts_down_cleanly(server):
     server.stop()
     assert server.proc.returncode == 0
     assert "Server stopped" in server.log_text()
+
+
+def test_finished_versions_is_the_one_rule_for_every_lister(tmp_path):
+    """Server, pusher, rollback and the serving-config export all list finished versions this way."""
+    from serving.versions import finished_versions
+
+    for name, files in (("1", ["saved_model.pb"]), ("002", ["saved_model.pbtxt"]), ("3", ["variables.index"]),
+                        (".tmp-4-99", ["saved_model.pb"]), ("x5", ["saved_model.pb"])):
+        (tmp_path / name).mkdir()
+        for f in files:
+            (tmp_path / name / f).write_bytes(b"")
+    (tmp_path / "6").write_bytes(b"")  # a file, not a version directory
+    assert finished_versions(str(tmp_path)) == [1, 2]
+    assert finished_versions(str(tmp_path / "missing")) == []
+    # Object stores list folders with a trailing slash; their listers are passed in.
+    assert finished_versions(str(tmp_path), lambda p: [n + "/" for n in os.listdir(p)], os.path.isfile) == [1, 2]
