@@ -42,7 +42,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +59,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
+
+from serving.process import ServerProcess  # noqa: E402
 
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 TITLES = {"inprocess": "in-process", "grpc_off": "gRPC batching off",
@@ -467,39 +468,19 @@ def on_cpus(cpus: frozenset[int] | None):
         os.sched_setaffinity(0, before)
 
 
-class Server:
-    def __init__(self, flags: list[str], log_path: Path, cpus: frozenset[int] | None = None):
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-        with on_cpus(cpus):
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "serving.main", "--port=0", *flags], cwd=REPO_ROOT,
-                env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = int(self.wait_for(r"Running gRPC ModelServer at \S+:(\d+)").group(1))
-        self.address = f"127.0.0.1:{self.port}"
+class Server(ServerProcess):
+    """The shared launcher (serving/process.py) on this checkout's code, pinned to `cpus`."""
 
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def __init__(self, flags: list[str], log_path: Path, cpus: frozenset[int] | None = None):
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        with on_cpus(cpus):  # the child inherits the affinity
+            super().__init__(["--port=0", *flags], log_path, env=env, cwd=str(REPO_ROOT),
+                             command=[sys.executable, "-m", "serving.main"])
+        self.wait_ready(120.0)
+        self.address = self.grpc_address
 
     def wait_for(self, pattern: str, timeout: float = 120.0, count: int = 1) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = list(re.finditer(pattern, self.text()))
-            if len(found) >= count:
-                return found[count - 1]
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not log {pattern!r}:\n{self.text()[-3000:]}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        return self.wait_for_log(pattern, timeout, count)
 
 
 # -- the benchmark -------------------------------------------------------------------------------

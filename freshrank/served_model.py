@@ -4,19 +4,14 @@ Why a subprocess and not an in-process server: the demo trains (TensorFlow, Beam
 process, and the point is to show the Pusher -> model server hand-off exactly as production
 runs it: a separate server polls the directory and loads each new version on its own.
 
-`ModelServerProcess` picks its gRPC port by asking the server for port 0 (it prints the port
-it bound), waits for versions through gRPC `GetModelStatus`, ranks through gRPC `Predict`
+`ModelServerProcess` starts it through the shared launcher (serving/process.py: port 0, the
+port read from its log, SIGTERM then SIGKILL), waits for versions through gRPC `GetModelStatus`, ranks through gRPC `Predict`
 (one request per search, all candidates batched), and always stops the server on exit, also
 on Ctrl-C or an error.
 """
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -24,22 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from serving.client import MAX_MESSAGE_BYTES, RankError, build_predict_request, scores_from_response
+from serving.process import ServerFailed, ServerProcess
 
 AVAILABLE = 30  # tensorflow_serving.apis.get_model_status_pb2.ModelVersionStatus.AVAILABLE
-_LISTENING = re.compile(r"Running gRPC ModelServer at \S*:(\d+)")
-
-
-class ServerFailed(RuntimeError):
-    """The model server exited or never came up; the message carries the end of its log."""
-
-
-def server_command() -> list[str]:
-    """`freshrank-model-server` next to this Python (the venv's), else `python -m serving.main`."""
-    script = os.path.join(os.path.dirname(sys.executable), "freshrank-model-server")
-    if os.path.exists(script):
-        return [script]
-    found = shutil.which("freshrank-model-server")
-    return [found] if found else [sys.executable, "-m", "serving.main"]
 
 
 class ModelServerProcess:
@@ -53,8 +35,7 @@ class ModelServerProcess:
         self.poll_seconds = poll_seconds
         self.start_timeout_s = start_timeout_s
         self.port: int | None = None
-        self._process: subprocess.Popen | None = None
-        self._log = None
+        self._server: ServerProcess | None = None
         self._channel = None
         self._local = threading.local()
 
@@ -69,43 +50,29 @@ class ModelServerProcess:
 
     def start(self) -> None:
         os.makedirs(self.base_path, exist_ok=True)
-        self._log = open(self.log_path, "a+", encoding="utf-8")
-        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
-        command = [*server_command(), "--port=0", "--rest_api_port=0", f"--model_name={self.model_name}",
-                   f"--model_base_path={self.base_path}",
-                   f"--file_system_poll_wait_seconds={self.poll_seconds}"]
+        flags = ["--port=0", "--rest_api_port=0", f"--model_name={self.model_name}",
+                 f"--model_base_path={self.base_path}", f"--file_system_poll_wait_seconds={self.poll_seconds}"]
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
         # Its own process group: a Ctrl-C in the terminal reaches the demo, which then stops it.
-        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            match = _LISTENING.search(self._read_log())
-            if match:
-                self.port = int(match.group(1))
-                return
-            if self._process.poll() is not None:
-                break
-            time.sleep(0.2)
-        log_tail = self._read_log()[-3000:]
-        self.stop()
-        raise ServerFailed(f"freshrank-model-server did not start (log {self.log_path}):\n{log_tail}")
+        self._server = ServerProcess(flags, self.log_path, env=env, new_session=True)
+        try:
+            self.port = self._server.wait_ready(self.start_timeout_s).grpc_port
+        except ServerFailed as error:
+            self.stop()
+            raise ServerFailed(f"freshrank-model-server did not start: {error}") from None
 
     def stop(self) -> None:
         """SIGTERM (the server shuts down cleanly), then SIGKILL if it has not exited in 30 s."""
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
-        self._process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.proc.pid if self._server is not None else None
 
     @property
     def address(self) -> str:
@@ -113,14 +80,13 @@ class ModelServerProcess:
             raise ServerFailed("the model server is not running")
         return f"127.0.0.1:{self.port}"
 
-    def _read_log(self) -> str:
+    def _log_tail(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+            return f.read()[-3000:]
 
     def _check_alive(self) -> None:
-        if self._process is None or self._process.poll() is not None:
-            raise ServerFailed(f"freshrank-model-server exited (log {self.log_path}):\n"
-                               f"{self._read_log()[-3000:]}")
+        if self._server is None or not self._server.running():
+            raise ServerFailed(f"freshrank-model-server exited (log {self.log_path}):\n{self._log_tail()}")
 
     def _stubs(self) -> tuple[Any, Any]:
         import grpc
@@ -160,7 +126,7 @@ class ModelServerProcess:
                 return time.time()
             time.sleep(0.25)
         raise ServerFailed(f"version {version} of {self.model_name} was not AVAILABLE after {timeout_s:.0f} s "
-                           f"(log {self.log_path}):\n{self._read_log()[-3000:]}")
+                           f"(log {self.log_path}):\n{self._log_tail()}")
 
     # -- ranking ------------------------------------------------------------------------
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import re
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,28 +74,17 @@ def serving_version(base_path: Path, log_path: Path, version: str, timeout: floa
     The CLI tests talk to the real server as a client would, so they wait for its own log line
     rather than poking at internals; the server is stopped on the way out, also on failure.
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with open(log_path, "w+") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "serving.main", f"--port={port}", "--model_name=ranker",
-             f"--model_base_path={base_path}", "--file_system_poll_wait_seconds=1"],
-            cwd=REPO, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + timeout
-            while time.time() < deadline:
-                text = log_path.read_text()
-                if re.search(rf"Successfully loaded servable version .*{version}", text):
-                    break
-                assert server.poll() is None, text[-3000:]
-                time.sleep(0.5)
-            else:
-                raise AssertionError("server never loaded " + version + "\n" + log_path.read_text()[-3000:])
-            yield port
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    from serving.process import ServerProcess
+
+    server = ServerProcess(["--port=0", "--model_name=ranker", f"--model_base_path={base_path}",
+                            "--file_system_poll_wait_seconds=1"], log_path, env=subprocess_env(), cwd=str(REPO),
+                           command=[sys.executable, "-m", "serving.main"])
+    try:
+        port = server.wait_ready(timeout).grpc_port
+        server.wait_for_log(rf"Successfully loaded servable version .*{version}", timeout)
+        yield port
+    finally:
+        server.stop(60)
 
 
 def write_candidates(path: Path) -> None:

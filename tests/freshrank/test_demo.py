@@ -97,7 +97,7 @@ def test_a_version_that_never_arrives_is_a_clear_error(server):
 def test_the_server_is_stopped_on_exit(tmp_path):
     base = tmp_path / "serving"
     with ModelServerProcess(str(base), str(tmp_path / "server.log")) as process:
-        pid = process._process.pid
+        pid = process.pid
         assert process.available_versions() == []
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

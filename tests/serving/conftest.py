@@ -9,13 +9,9 @@ as an operator would and waits for its "Running gRPC ModelServer at" line.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +19,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+
+from serving import process  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSION = "00000123"
@@ -193,76 +191,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ServerProcess:
-    """`python -m serving.main` with the given flags; the gRPC port is picked by the server."""
-
-    GRPC_LINE = re.compile(r"Running gRPC ModelServer at (\S+):(\d+) \.\.\.")
+class ServerProcess(process.ServerProcess):
+    """`python -m serving.main` of this checkout with the given flags; the gRPC port is picked by
+    the server, the REST port (when on) here."""
 
     def __init__(self, flags: list[str], log_path: Path, rest: bool = True):
         self.rest_port = free_port() if rest else 0
-        self.flags = ["--port=0", f"--rest_api_port={self.rest_port}", *flags]
-        self.log_path = log_path
-        self.grpc_port = 0
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_USE_LEGACY_KERAS="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                          env.get("PYTHONPATH", "")]))
-        self._log_file = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.main", *self.flags],
-            cwd=REPO_ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def grpc_address(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+        super().__init__(["--port=0", f"--rest_api_port={self.rest_port}", *flags], log_path, env=env,
+                         cwd=str(REPO_ROOT), command=[sys.executable, "-m", "serving.main"])
 
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
     def wait_ready(self, timeout: float = 90.0) -> ServerProcess:
-        match = self.wait_for_log(self.GRPC_LINE, timeout)
-        self.grpc_port = int(match.group(2))
-        if self.rest_port:
-            self.wait_for_log(re.compile(r"Exporting HTTP/REST API at:"), timeout)
-        return self
-
-    def wait_for_log(self, pattern: re.Pattern | str, timeout: float = 30.0,
-                     count: int = 1) -> re.Match:
-        pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        while True:
-            matches = list(pattern.finditer(self.log_text()))
-            if len(matches) >= count:
-                return matches[count - 1]
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"server exited ({self.proc.returncode}) before {pattern.pattern!r}:\n"
-                    f"{self.log_text()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out waiting for {pattern.pattern!r}:\n{self.log_text()[-4000:]}")
-            time.sleep(0.05)
-
-    def wait_exit(self, timeout: float = 60.0) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._log_file.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log_file.close()
+        return super().wait_ready(timeout, rest=bool(self.rest_port))
 
 
 @pytest.fixture
