@@ -15,6 +15,7 @@ Run as `freshrank-model-server --flags...` or `python -m serving.main --flags...
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -93,153 +94,209 @@ def _watch_config_file(manager: Any, path: str, interval_s: int, first: Any,
                 last_error = str(exc)
 
 
+class StartupError(Exception):
+    """The server cannot start; the message is what TF Serving would print."""
+
+
+@dataclasses.dataclass
+class ServerOptions:
+    """Everything the flags and the files they name say, read before TensorFlow is imported, so a
+    bad file fails in a second (TF Serving's `Server::Options`)."""
+
+    flags: Any
+    model_config: Any
+    monitoring: Any
+    ssl_config: Any
+    batching: Any
+    channel_args: list
+
+    @classmethod
+    def from_flags(cls, flags: Any) -> ServerOptions:
+        from serving import config as config_lib
+        from serving.batching import BatchingOptions
+
+        try:
+            if flags.model_config_file:
+                model_config = config_lib.read_model_config_file(flags.model_config_file)
+            else:
+                # TF Serving rejects a relative --model_base_path; resolving it against the working
+                # directory accepts more and changes nothing for absolute paths.
+                model_config = config_lib.single_model_config(
+                    flags.model_name, os.path.abspath(flags.model_base_path)
+                    if "://" not in flags.model_base_path else flags.model_base_path)
+            if not flags.allow_version_labels_for_unavailable_models:
+                config_lib.check_startup_labels(model_config)
+            monitoring = config_lib.read_monitoring_config(flags.monitoring_config_file)
+            ssl_config = (config_lib.read_ssl_config(flags.ssl_config_file)
+                          if flags.ssl_config_file else None)
+            batching = None
+            if flags.enable_batching:
+                batching = BatchingOptions.from_proto(
+                    config_lib.read_batching_parameters(flags.batching_parameters_file))
+            channel_args = config_lib.channel_arguments(flags.grpc_channel_arguments)
+        except (config_lib.ConfigError, ValueError) as exc:
+            raise StartupError(f"Failed to start server. Error: {exc}") from None
+        return cls(flags, model_config, monitoring, ssl_config, batching, channel_args)
+
+
+class Server:
+    """The model server's pieces, built and started in TF Serving's order (`Server::BuildAndStart`:
+    models loaded, then the gRPC port, then the REST port), run until a signal, stopped."""
+
+    def __init__(self, options: ServerOptions):
+        self.options = options
+        self.metrics = self.batcher = self.manager = None
+        self.grpc_server = self.rest_server = self.rest_api = None
+        self._stop = threading.Event()
+
+    def build_and_start(self) -> None:
+        """Raises StartupError; what was started before the failure is stopped by `stop()`."""
+        self._start_models()
+        self._start_grpc()
+        if self.options.flags.rest_api_port > 0:
+            self._start_rest()
+
+    def _start_models(self) -> None:
+        from serving import errors
+        from serving.batching import BatchScheduler
+        from serving.manager import ManagerOptions, ModelManager
+        from serving.metrics import Metrics
+        from serving.servable import LoadOptions
+
+        flags = self.options.flags
+        self.metrics = Metrics()
+        if self.options.batching:
+            self.batcher = BatchScheduler(self.options.batching, on_batch=self.metrics.record_batch)
+        load_options = LoadOptions(
+            tags=tuple(t.strip() for t in flags.saved_model_tags.split(",") if t.strip()),
+            intra_op_threads=flags.tensorflow_intra_op_parallelism,
+            inter_op_threads=flags.tensorflow_inter_op_parallelism,
+            enable_warmup=flags.enable_model_warmup,
+            method_name_check=flags.enable_signature_method_name_check,
+            disable_thread_spinning=flags.tensorflow_disable_thread_spinning,
+        )
+        self.manager = ModelManager(
+            ManagerOptions(
+                file_system_poll_wait_seconds=flags.file_system_poll_wait_seconds,
+                max_num_load_retries=flags.max_num_load_retries,
+                load_retry_interval_s=flags.load_retry_interval_micros / 1e6,
+                num_load_threads=flags.num_load_threads,
+                num_unload_threads=flags.num_unload_threads,
+                allow_version_labels_for_unavailable_models=(
+                    flags.allow_version_labels_for_unavailable_models),
+                load_options=load_options,
+            ),
+            metrics=self.metrics,
+            batcher=self.batcher,
+        )
+        try:
+            self.manager.apply_config(self.options.model_config)
+        except errors.ServingError as exc:
+            raise StartupError(f"Failed to start server. Error: {exc}") from None
+        self.manager.start_polling()
+        if flags.model_config_file and flags.model_config_file_poll_wait_seconds > 0:
+            threading.Thread(
+                target=_watch_config_file,
+                args=(self.manager, flags.model_config_file, flags.model_config_file_poll_wait_seconds,
+                      self.options.model_config, self._stop),
+                name="model_config_poll", daemon=True,
+            ).start()
+
+    def _start_grpc(self) -> None:
+        from serving import grpc_service
+
+        flags, ssl_config = self.options.flags, self.options.ssl_config
+        self.grpc_server = grpc_service.create_server(
+            self.manager, self.metrics, max_threads=flags.grpc_max_threads,
+            max_request_bytes=flags.max_request_bytes, extra_options=self.options.channel_args)
+        address = grpc_service.host_port(flags.bind_address, flags.port)
+        try:
+            if ssl_config is not None:
+                port = self.grpc_server.add_secure_port(address, grpc_service.server_credentials(ssl_config))
+            else:
+                port = self.grpc_server.add_insecure_port(address)
+            if flags.grpc_socket_path:
+                self.grpc_server.add_insecure_port(f"unix:{flags.grpc_socket_path}")
+        except RuntimeError as exc:
+            port = 0
+            log.error("%s", exc)
+        if not port:
+            self.grpc_server = None
+            raise StartupError(f"Failed to start server. Error: could not bind gRPC port {address}")
+        self.grpc_server.start()
+        log.info("Running gRPC ModelServer at %s ...", grpc_service.host_port(flags.bind_address, port))
+        if ssl_config is not None:
+            log.info("gRPC uses TLS%s", " with client certificate verification"
+                     if ssl_config.client_verify else "")
+
+    def _start_rest(self) -> None:
+        from serving import grpc_service, rest
+
+        flags, monitoring = self.options.flags, self.options.monitoring
+        self.rest_api = rest.RestApi(
+            self.manager, self.metrics, flags.rest_api_timeout_in_ms, flags.rest_api_num_threads,
+            monitoring_path=(monitoring.prometheus_config.path or "/monitoring/prometheus/metrics")
+            if monitoring.prometheus_config.enable else "",
+        )
+        try:
+            self.rest_server = rest.create_rest_server(self.rest_api, flags.bind_address,
+                                                       flags.rest_api_port, flags.max_request_bytes)
+        except OSError as exc:
+            raise StartupError(f"Failed to start HTTP Server at {flags.bind_address}:{flags.rest_api_port}: "
+                               f"{exc}") from None
+        threading.Thread(target=self.rest_server.serve_forever, kwargs={"poll_interval": 0.1},
+                         name="rest", daemon=True).start()
+        log.info("Exporting HTTP/REST API at:%s ...",
+                 grpc_service.host_port(flags.bind_address, self.rest_server.server_address[1]))
+
+    def wait_for_termination(self) -> None:
+        """Until SIGTERM or SIGINT."""
+        def _shutdown(signum: int, _frame: Any) -> None:
+            log.info("Received signal %d, shutting down", signum)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, _shutdown)
+        signal.signal(signal.SIGINT, _shutdown)
+        while not self._stop.wait(3600):
+            pass
+
+    def stop(self) -> None:
+        """Stops whatever was started, newest first: REST, gRPC, models, batching."""
+        self._stop.set()
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=1).wait(2)
+        if self.rest_server is not None:
+            self.rest_server.shutdown()
+            self.rest_server.server_close()
+        if self.rest_api is not None:
+            self.rest_api.close()
+        if self.manager is not None:
+            self.manager.stop()
+        if self.batcher is not None:
+            self.batcher.stop()
+
+
 def run(argv: Sequence[str]) -> int:
     from serving.flags import parse_flags
 
     flags = parse_flags(argv)
     _configure_logging()
-
-    # Configs are read before TensorFlow is imported, so a bad file fails in a second.
-    from serving import config as config_lib
-    from serving.batching import BatchingOptions
-
     try:
-        if flags.model_config_file:
-            model_config = config_lib.read_model_config_file(flags.model_config_file)
-        else:
-            # TF Serving rejects a relative --model_base_path; resolving it against the working
-            # directory accepts more and changes nothing for absolute paths.
-            model_config = config_lib.single_model_config(
-                flags.model_name, os.path.abspath(flags.model_base_path)
-                if "://" not in flags.model_base_path else flags.model_base_path)
-        if not flags.allow_version_labels_for_unavailable_models:
-            config_lib.check_startup_labels(model_config)
-        monitoring = config_lib.read_monitoring_config(flags.monitoring_config_file)
-        ssl_config = (config_lib.read_ssl_config(flags.ssl_config_file)
-                      if flags.ssl_config_file else None)
-        batching = None
-        if flags.enable_batching:
-            params = config_lib.read_batching_parameters(flags.batching_parameters_file)
-            batching = BatchingOptions.from_proto(params)
-        channel_args = config_lib.channel_arguments(flags.grpc_channel_arguments)
-    except (config_lib.ConfigError, ValueError) as exc:
-        print(f"Failed to start server. Error: {exc}", file=sys.stderr, flush=True)
+        options = ServerOptions.from_flags(flags)
+    except StartupError as exc:
+        print(exc, file=sys.stderr, flush=True)
         return 1
-
     _import_tensorflow()
     _tune_garbage_collector()
-    from serving import errors, grpc_service, rest
-    from serving.batching import BatchScheduler
-    from serving.manager import ManagerOptions, ModelManager
-    from serving.metrics import Metrics
-    from serving.servable import LoadOptions
-
-    metrics = Metrics()
-    batcher = BatchScheduler(batching, on_batch=metrics.record_batch) if batching else None
-    load_options = LoadOptions(
-        tags=tuple(t.strip() for t in flags.saved_model_tags.split(",") if t.strip()),
-        intra_op_threads=flags.tensorflow_intra_op_parallelism,
-        inter_op_threads=flags.tensorflow_inter_op_parallelism,
-        enable_warmup=flags.enable_model_warmup,
-        method_name_check=flags.enable_signature_method_name_check,
-        disable_thread_spinning=flags.tensorflow_disable_thread_spinning,
-    )
-    manager = ModelManager(
-        ManagerOptions(
-            file_system_poll_wait_seconds=flags.file_system_poll_wait_seconds,
-            max_num_load_retries=flags.max_num_load_retries,
-            load_retry_interval_s=flags.load_retry_interval_micros / 1e6,
-            num_load_threads=flags.num_load_threads,
-            num_unload_threads=flags.num_unload_threads,
-            allow_version_labels_for_unavailable_models=(
-                flags.allow_version_labels_for_unavailable_models),
-            load_options=load_options,
-        ),
-        metrics=metrics,
-        batcher=batcher,
-    )
+    server = Server(options)
     try:
-        manager.apply_config(model_config)
-    except errors.ServingError as exc:
-        print(f"Failed to start server. Error: {exc}", file=sys.stderr, flush=True)
-        manager.stop()
+        server.build_and_start()
+    except StartupError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        server.stop()
         return 1
-    manager.start_polling()
-
-    stop = threading.Event()
-    if flags.model_config_file and flags.model_config_file_poll_wait_seconds > 0:
-        threading.Thread(
-            target=_watch_config_file,
-            args=(manager, flags.model_config_file, flags.model_config_file_poll_wait_seconds,
-                  model_config, stop),
-            name="model_config_poll", daemon=True,
-        ).start()
-
-    server = grpc_service.create_server(manager, metrics, max_threads=flags.grpc_max_threads,
-                                        max_request_bytes=flags.max_request_bytes,
-                                        extra_options=channel_args)
-    address = grpc_service.host_port(flags.bind_address, flags.port)
-    try:
-        if ssl_config is not None:
-            port = server.add_secure_port(address, grpc_service.server_credentials(ssl_config))
-        else:
-            port = server.add_insecure_port(address)
-        if flags.grpc_socket_path:
-            server.add_insecure_port(f"unix:{flags.grpc_socket_path}")
-    except RuntimeError as exc:
-        port = 0
-        log.error("%s", exc)
-    if not port:
-        print(f"Failed to start server. Error: could not bind gRPC port {address}",
-              file=sys.stderr, flush=True)
-        manager.stop()
-        return 1
-    server.start()
-    log.info("Running gRPC ModelServer at %s ...", grpc_service.host_port(flags.bind_address,
-                                                                          port))
-    if ssl_config is not None:
-        log.info("gRPC uses TLS%s", " with client certificate verification"
-                 if ssl_config.client_verify else "")
-
-    rest_server = None
-    rest_api = None
-    if flags.rest_api_port > 0:
-        rest_api = rest.RestApi(
-            manager, metrics, flags.rest_api_timeout_in_ms, flags.rest_api_num_threads,
-            monitoring_path=(monitoring.prometheus_config.path or "/monitoring/prometheus/metrics")
-            if monitoring.prometheus_config.enable else "",
-        )
-        try:
-            rest_server = rest.create_rest_server(rest_api, flags.bind_address,
-                                                  flags.rest_api_port, flags.max_request_bytes)
-        except OSError as exc:
-            print(f"Failed to start HTTP Server at {flags.bind_address}:{flags.rest_api_port}: "
-                  f"{exc}", file=sys.stderr, flush=True)
-            server.stop(None)
-            manager.stop()
-            return 1
-        threading.Thread(target=rest_server.serve_forever, kwargs={"poll_interval": 0.1},
-                         name="rest", daemon=True).start()
-        log.info("Exporting HTTP/REST API at:%s ...",
-                 grpc_service.host_port(flags.bind_address, rest_server.server_address[1]))
-
-    def _shutdown(signum: int, _frame: Any) -> None:
-        log.info("Received signal %d, shutting down", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _shutdown)
-    signal.signal(signal.SIGINT, _shutdown)
-    while not stop.wait(3600):
-        pass
-    server.stop(grace=1).wait(2)
-    if rest_server is not None:
-        rest_server.shutdown()
-        rest_server.server_close()
-    if rest_api is not None:
-        rest_api.close()
-    manager.stop()
-    if batcher is not None:
-        batcher.stop()
+    server.wait_for_termination()
+    server.stop()
     log.info("Server stopped")
     return 0
 
