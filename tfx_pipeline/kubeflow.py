@@ -22,9 +22,12 @@ import datetime
 import json
 import os
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfx_pipeline.config import KUBEFLOW, PipelineConfig
+
+if TYPE_CHECKING:
+    from tfx_pipeline.pipeline import Platform
 
 # Where the Dockerfile puts the source (and so the curated schema) inside the image.
 IMAGE_SOURCE_DIR = "/freshrank"
@@ -93,6 +96,31 @@ def parameter_defaults(config: PipelineConfig) -> dict[str, Any]:
     return {SPAN_RANGE_PARAMETER: span_range_json(config.span), WINDOW_PARAMETER: config.window}
 
 
+def kubeflow_platform(config: PipelineConfig) -> Platform:
+    """Kubeflow Pipelines / Vertex: the span and the window are runtime parameters (KFP V2 passes
+    only str/int/float, and ExampleGen's driver there reads range_config as RangeConfig JSON, so the
+    span travels as that JSON, "" = the newest span); SpanReady refuses a half-landed span first;
+    the Evaluator step registers the ranker's ops itself; ML Metadata is the orchestrator's."""
+    from tfx import v1 as tfx
+
+    from tfx_pipeline.components.span_ready import SpanReady
+    from tfx_pipeline.pipeline import SPAN_RANGE_PARAMETER, WINDOW_PARAMETER, Platform, span_range_json
+    from tfx_pipeline.spans import SPAN_PATTERN
+
+    def span_ready(config: PipelineConfig, range_config) -> list:
+        return [SpanReady(input_base=config.data_root, pattern=SPAN_PATTERN, span_range=range_config,
+                          quarantine_root=f"{config.home}/quarantine")]
+
+    return Platform(
+        range_config=tfx.dsl.experimental.RuntimeParameter(
+            name=SPAN_RANGE_PARAMETER, ptype=str, default=span_range_json(config.span)),
+        window_size=tfx.dsl.experimental.RuntimeParameter(name=WINDOW_PARAMETER, ptype=int, default=config.window),
+        metadata_connection_config=None,
+        evaluator_hook=True,
+        before_ingest=span_ready,
+    )
+
+
 def compile_pipeline(
     config: PipelineConfig,
     image: str,
@@ -107,7 +135,7 @@ def compile_pipeline(
     if not image:
         raise ValueError("an image is required (build it from the Dockerfile and push it)")
     config = kubeflow_config(config, image)
-    pipeline = create_pipeline(config)
+    pipeline = create_pipeline(config, kubeflow_platform(config))
     if trainer_resources:
         trainer = next(c for c in pipeline.components if c.id == "Trainer")
         trainer.with_platform_config(trainer_resources.to_proto())

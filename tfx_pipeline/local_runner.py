@@ -18,7 +18,8 @@ from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.data_gate import DataRejected
 from tfx_pipeline.home_lock import HomeLocked, home_lock  # noqa: F401  (HomeLocked: re-exported for the CLI)
 from tfx_pipeline.lineage import Lineage
-from tfx_pipeline.pipeline import create_pipeline
+from tfx_pipeline.pipeline import Platform, create_pipeline
+from tfx_pipeline.spans import span_number
 
 log = logging.getLogger("freshrank.run")
 
@@ -54,7 +55,7 @@ def run_once(config: PipelineConfig) -> dict:
             record["quarantined_rows"] = quarantined
             run_summary.append(config.runs_log, record)
             return record
-        lineage = Lineage(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+        lineage = Lineage.open(config.metadata_path)
         nodes = lineage.run_nodes(lineage.latest_run_id())
         record = run_summary.summarize(lineage, nodes, span, time.time() - started)
         record["quarantined_rows"] = quarantined
@@ -62,6 +63,21 @@ def run_once(config: PipelineConfig) -> dict:
             record["quarantine"] = config.layout.quarantine_dir(span)
         run_summary.append(config.runs_log, record)
         return record
+
+
+def local_platform(config: PipelineConfig) -> Platform:
+    """This machine: the span pinned, the window a number, sqlite ML Metadata in the home."""
+    from tfx.proto import range_config_pb2
+
+    span = span_number(config.span)
+    return Platform(
+        range_config=range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)),
+        window_size=config.window,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path),
+        evaluator_hook=False,
+    )
 
 
 def _find(error: BaseException, kind: type) -> BaseException | None:

@@ -6,19 +6,24 @@ blessed model) -> Evaluator (against that same model as baseline, on the window'
 inverse-propensity weighted: tfx_pipeline/evaluation.py) -> Pusher (only when blessed;
 AtomicPusher, so a version appears in the serving directory whole).
 
-The same function describes the compiled Kubeflow pipeline (`config.orchestrator == "kubeflow"`):
-there the span and the window are runtime parameters (`span_range`, `window`), a SpanReady step
-refuses a half-landed span, the Evaluator registers the ranker's ops itself, and ML Metadata is
-the orchestrator's. See tfx_pipeline/kubeflow.py and BUILD.md.
+What differs between where it runs is a `Platform`, chosen by the runners as in TFX's penguin
+template (local_runner.py / kubeflow_runner.py): the local run pins the span, takes the window as
+a number and uses sqlite ML Metadata (`local_runner.local_platform`); the compiled Kubeflow
+pipeline makes the span and the window runtime parameters (`span_range`, `window`), puts a
+SpanReady step before ExampleGen to refuse a half-landed span, has the Evaluator register the
+ranker's ops itself and uses the orchestrator's ML Metadata (`kubeflow.kubeflow_platform`). See
+BUILD.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+from collections.abc import Callable
+from typing import Any
 
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline_lib
-from tfx.proto import range_config_pb2
 
 from schemas import SCHEMA_PATH
 from tfx_pipeline import beam
@@ -44,22 +49,33 @@ def span_range_json(day: datetime.date | None) -> str:
     return json.dumps({"static_range": {"start_span_number": span, "end_span_number": span}})
 
 
-def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
-    compiled = config.orchestrator == KUBEFLOW
+@dataclasses.dataclass
+class Platform:
+    """What a runner decides about the pipeline it runs."""
+
+    range_config: Any  # ExampleGen's RangeConfig, or a runtime parameter carrying it as JSON
+    window_size: Any  # SpanWindow's window: a number, or a runtime parameter
+    metadata_connection_config: Any  # None: the orchestrator's ML Metadata
+    evaluator_hook: bool  # the Evaluator registers the ranker's tensorflow_text ops itself
+    # Components that must run before ExampleGen (given the range config), e.g. SpanReady.
+    before_ingest: Callable[[PipelineConfig, Any], list] = lambda config, range_config: []
+
+
+def platform_for(config: PipelineConfig) -> Platform:
+    """The runner's platform for `config.orchestrator`."""
+    if config.orchestrator == KUBEFLOW:
+        from tfx_pipeline.kubeflow import kubeflow_platform
+
+        return kubeflow_platform(config)
+    from tfx_pipeline.local_runner import local_platform
+
+    return local_platform(config)
+
+
+def create_pipeline(config: PipelineConfig, platform: Platform | None = None) -> tfx_pipeline_lib.Pipeline:
+    platform = platform or platform_for(config)
     beam_args = config.beam_pipeline_args or default_beam_args()
-    if compiled:
-        # KFP V2 passes only str/int/float runtime parameters, and ExampleGen's driver there reads
-        # range_config as RangeConfig JSON: so the span travels as that JSON ("" = newest span).
-        range_config = tfx.dsl.experimental.RuntimeParameter(
-            name=SPAN_RANGE_PARAMETER, ptype=str, default=span_range_json(config.span)
-        )
-        window_size = tfx.dsl.experimental.RuntimeParameter(name=WINDOW_PARAMETER, ptype=int, default=config.window)
-    else:
-        span = span_number(config.span)
-        range_config = range_config_pb2.RangeConfig(
-            static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
-        )
-        window_size = config.window
+    range_config, window_size = platform.range_config, platform.window_size
     example_gen = tfx.components.CsvExampleGen(
         input_base=config.ingest_root or config.data_root,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=SPAN_PATTERN)]),
@@ -115,7 +131,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
     )
     # The model's tensorflow_text ops must be registered where TFMA loads it: the local run does
     # that in its own process; a compiled step or a cluster runner's workers need the hook.
-    needs_hook = compiled or not beam.runs_in_process(beam_args)
+    needs_hook = platform.evaluator_hook or not beam.runs_in_process(beam_args)
     evaluator = tfx.components.Evaluator(
         # The window's `test` split: the newest span's held-out pages with their IPS weights.
         examples=window.outputs["window"],
@@ -136,22 +152,14 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline_lib.Pipeline:
         example_gen, schema_gen, statistics_gen, example_validator, window,
         latest_blessed, trainer, evaluator, pusher,
     ]
-    if compiled:
-        from tfx_pipeline.components.span_ready import SpanReady
-
-        ready = SpanReady(input_base=config.data_root, pattern=SPAN_PATTERN, span_range=range_config,
-                          quarantine_root=f"{config.home}/quarantine")
-        example_gen.add_upstream_node(ready)
-        components.insert(0, ready)
-    # A compiled pipeline uses the orchestrator's ML Metadata.
-    metadata = None if compiled else tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        config.metadata_path
-    )
+    first = platform.before_ingest(config, range_config)
+    for component in first:
+        example_gen.add_upstream_node(component)
     return tfx_pipeline_lib.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=components,
-        metadata_connection_config=metadata,
+        components=[*first, *components],
+        metadata_connection_config=platform.metadata_connection_config,
         beam_pipeline_args=beam_args,
         enable_cache=False,
     )
