@@ -90,6 +90,23 @@ def run(data_root, home, span, **flags) -> None:
     sys.exit(_run(config))
 
 
+@contextlib.contextmanager
+def _stderr_to(log_file):
+    """Points file descriptor 2 at `log_file` (so C++ and Python writers alike land there) and
+    yields a stream to the real stderr; restores it on the way out."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+    os.dup2(log_file.fileno(), 2)
+    try:
+        yield terminal
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        terminal.close()
+
+
 def _stop_logging() -> None:
     """Detaches the handlers `_log_progress` attached (their stream may be about to close)."""
     import logging
@@ -222,14 +239,14 @@ def demo(days, home, requests_per_day, seed) -> None:
     from freshrank.report import write_report
     from freshrank.served_model import ServerFailed
 
-    terminal = sys.stderr
     import_tensorflow()
     os.makedirs(home, exist_ok=True)
     log_path = os.path.join(home, "demo.log")
     click.echo(f"demo: component logs (TFX, Beam, Keras) go to {log_path}", err=True)
     try:
-        # The terminal keeps the table and the progress lines; the pipeline's own output is in the log.
-        with open(log_path, "a", encoding="utf-8") as log_file, contextlib.redirect_stderr(log_file):
+        # The terminal keeps the table and the progress lines; everything the pipeline prints goes
+        # to the log, TensorFlow's C++ logging included (it writes to file descriptor 2 itself).
+        with open(log_path, "a", encoding="utf-8") as log_file, _stderr_to(log_file) as terminal:
             _log_progress()
             try:
                 records = run_demo(home, days, requests_per_day, seed, say=lambda line: click.echo(line),

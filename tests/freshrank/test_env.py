@@ -27,3 +27,24 @@ def test_importing_tensorflow_through_freshrank_prints_none_of_it():
     assert done.stdout.startswith("2.16")
     assert "Unable to register" not in done.stderr, done.stderr
     assert "after import" in done.stderr  # stderr is whole again once TensorFlow is in
+
+
+def test_the_demo_sends_every_stderr_writer_to_its_log_and_keeps_the_terminal(tmp_path):
+    """C++ logging writes to descriptor 2 itself, and Python handlers keep the stderr they were
+    given at import: only a descriptor-level redirect gets both into the demo's log."""
+    log = tmp_path / "demo.log"
+    code = (
+        "import logging, os, sys\n"
+        "from freshrank.cli import _stderr_to\n"
+        "handler = logging.StreamHandler(sys.stderr)  # bound before the redirect, as TF's is\n"
+        "logging.getLogger('x').addHandler(handler)\n"
+        f"with open({str(log)!r}, 'a') as f, _stderr_to(f) as terminal:\n"
+        "    os.write(2, b'from C++\\n')\n"
+        "    logging.getLogger('x').warning('from an early handler')\n"
+        "    print('progress line', file=terminal)\n"
+        "print('after', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert "from C++" in log.read_text() and "from an early handler" in log.read_text()
+    assert "progress line" in done.stderr and "after" in done.stderr
+    assert "from C++" not in done.stderr and "from an early handler" not in done.stderr
