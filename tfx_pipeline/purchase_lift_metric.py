@@ -12,7 +12,7 @@ inverse-propensity weighted; `weighted=False`: unweighted). It outputs diff keys
 - `purchase_lift_per_100`: the difference in purchases per 100 searches;
 - `purchase_lift_pages`: the pages it was measured on.
 
-Blessing puts a change threshold on the z value (at least `-bless_z`), so a candidate is refused
+Blessing puts a change threshold on the z value (at least `-bless_tolerance`), so a candidate is refused
 only when the logs say it sells less by more than noise explains. A change threshold is what TFX
 drops on a first run, when there is no baseline: then this metric computes nothing either.
 

@@ -252,8 +252,12 @@ class _PurchaseObjective(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and f"val_{PURCHASE_OUTPUT}_loss" in logs:
-            logs[VAL_PURCHASE_OBJECTIVE] = (logs[f"val_{PURCHASE_OUTPUT}_loss"]
-                                            + self.listwise_weight * logs.get(f"val_{PURCHASE_LIST_OUTPUT}_loss", 0.0))
+            logs[VAL_PURCHASE_OBJECTIVE] = purchase_objective(logs, self.listwise_weight, prefix="val_")
+
+
+def purchase_objective(logs: dict, listwise_weight: float, prefix: str = "") -> float:
+    """Pointwise plus weighted listwise purchase loss, from Keras' logs (`prefix` "val_" for eval)."""
+    return logs[f"{prefix}{PURCHASE_OUTPUT}_loss"] + listwise_weight * logs.get(f"{prefix}{PURCHASE_LIST_OUTPUT}_loss", 0.0)
 
 
 def _architecture(config: TrainConfig, base: export.BaseModel | None) -> TrainConfig:
@@ -314,8 +318,7 @@ def _average_with_base(model: keras.Model, start: dict, base_rows: dict, config:
 
 
 def _purchase_objective(model: keras.Model, eval_ds: tf.data.Dataset, config: TrainConfig) -> float:
-    logs = model.evaluate(eval_ds, verbose=0, return_dict=True)
-    return logs[f"{PURCHASE_OUTPUT}_loss"] + config.listwise_weight * logs.get(f"{PURCHASE_LIST_OUTPUT}_loss", 0.0)
+    return purchase_objective(model.evaluate(eval_ds, verbose=0, return_dict=True), config.listwise_weight)
 
 
 def _anchor_to_base(model: keras.Model, weight: float) -> None:
