@@ -65,12 +65,22 @@ class Signature:
     inputs: dict[str, Any]   # alias -> TensorInfo
     outputs: dict[str, Any]  # alias -> TensorInfo
     input_aliases: tuple[str, ...]  # sorted
+    # What every well-formed Predict needs, computed once per version instead of per request:
+    # (alias, tensor name, dtype) in alias order, and the outputs returned when no
+    # output_filter is given (aliases in order, their tensor names).
+    input_plan: tuple[tuple[str, str, int], ...] = ()
+    output_aliases: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
 
     @classmethod
     def from_def(cls, name: str, signature_def: Any) -> Signature:
         inputs = dict(signature_def.inputs)
-        return cls(name, signature_def.method_name, inputs, dict(signature_def.outputs),
-                   tuple(sorted(inputs)))
+        outputs = dict(signature_def.outputs)
+        input_aliases = tuple(sorted(inputs))
+        output_aliases = tuple(sorted(outputs))
+        return cls(name, signature_def.method_name, inputs, outputs, input_aliases,
+                   tuple((a, inputs[a].name, inputs[a].dtype) for a in input_aliases),
+                   output_aliases, tuple(outputs[a].name for a in output_aliases))
 
 
 @dataclass(frozen=True)
@@ -243,20 +253,29 @@ class Servable:
                 f"{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. "
                 f"Was: {signature.method_name}"
             )
-        feeds, arrays = self._predict_inputs(signature, request.inputs)
-        aliases = self._output_aliases(signature, request.output_filter)
-        fetches = tuple(signature.outputs[a].name for a in aliases)
+        arrays = _plain_inputs(signature, request.inputs)
+        if arrays is not None:
+            feeds = tuple(name for _, name, _ in signature.input_plan)
+        else:
+            feeds, arrays = self._predict_inputs(signature, request.inputs)
+        if request.output_filter:
+            aliases = self._output_aliases(signature, request.output_filter)
+            fetches = tuple(signature.outputs[a].name for a in aliases)
+        else:
+            aliases, fetches = signature.output_aliases, signature.output_names
         outputs = (runner or self.runner)(feeds, fetches, arrays)
         response = predict_pb2.PredictResponse()
         spec = response.model_spec
         spec.name = request.model_spec.name
         spec.signature_name = signature_name
         spec.version.value = self.version
+        response_outputs = response.outputs
         for alias, array in zip(aliases, outputs, strict=True):
-            tensors.to_tensor_proto(array, out=response.outputs[alias])
+            tensors.to_tensor_proto(array, out=response_outputs[alias])
         return response
 
     def _predict_inputs(self, signature: Signature, inputs: Any) -> tuple[tuple, list]:
+        """Decodes every input or raises TF Serving's error for the first problem found."""
         if len(inputs) != len(signature.inputs):
             sent = sorted(inputs.keys())
             expected = list(signature.input_aliases)
@@ -411,6 +430,29 @@ class Servable:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _plain_inputs(signature: Signature, inputs: Any) -> list | None:
+    """The inputs of a well-formed request, decoded in the signature's alias order; None when
+    anything is off (an alias missing or extra, a dtype that differs, a tensor that does not
+    decode), so that `Servable._predict_inputs` finds the problem and words its error exactly as
+    TF Serving does. Separate because nearly every request is well formed, and this path does
+    only what such a request needs."""
+    if len(inputs) != len(signature.input_plan):
+        return None
+    arrays = []
+    for alias, _, dtype in signature.input_plan:
+        if alias not in inputs:  # `inputs[alias]` would insert an empty tensor
+            return None
+        proto = inputs[alias]
+        if dtype and proto.dtype != dtype:
+            return None
+        try:
+            arrays.append(tensors.to_ndarray(proto))
+        except (ValueError, TypeError, OverflowError):
+            return None
+    return arrays
+
 
 
 def _load_meta_graph(session: Any, tags: list[str], path: str) -> Any:

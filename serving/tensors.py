@@ -49,6 +49,9 @@ _DTYPE_BY_NUMPY = {
 }
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def dtype_name(dtype: int) -> str:
     """TensorFlow's DataTypeString(): DT_FLOAT -> 'float'."""
     try:
@@ -68,6 +71,9 @@ def shape_of(proto_shape: Any) -> tuple[int, ...]:
 
 def to_ndarray(proto: Any, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """Decodes a request TensorProto; raises ValueError on anything TensorFlow would reject."""
+    fast = _vector_fast_path(proto, max_elements)
+    if fast is not None:
+        return fast
     spec = DTYPES.get(proto.dtype)
     if spec is None:
         raise ValueError(f"unsupported dtype {dtype_name(proto.dtype)}")
@@ -95,6 +101,41 @@ def to_ndarray(proto: Any, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     else:
         values = np.array(raw, dtype=np_dtype)
     return _fill(values, shape, count, np_dtype)
+
+
+def _vector_fast_path(proto: Any, max_elements: int) -> np.ndarray | None:
+    """The shape every ranking request has: a vector whose values are all there (strings in
+    `string_val`, numbers in `tensor_content` or their value field). Decoded with the fewest
+    Python steps, because a 50-candidate request carries six of them; anything else (other
+    ranks, repeated-last-value filling, malformed tensors) returns None and takes the general
+    path, which also produces its error messages."""
+    shape = proto.tensor_shape
+    dims = shape.dim
+    if len(dims) != 1 or shape.unknown_rank:
+        return None
+    count = dims[0].size
+    if count <= 0 or count > max_elements:
+        return None
+    dtype = proto.dtype
+    if dtype == types_pb2.DT_STRING:
+        values = proto.string_val
+        if len(values) != count or proto.tensor_content:
+            return None
+        out = np.empty(count, dtype=object)
+        out[:] = list(values)  # a list fills an object array twice as fast as the container
+        return out
+    if dtype == types_pb2.DT_FLOAT or dtype == types_pb2.DT_INT64 or dtype == types_pb2.DT_INT32:
+        np_dtype, field_name = DTYPES[dtype]
+        content = proto.tensor_content
+        if content:
+            if len(content) != count * np.dtype(np_dtype).itemsize:
+                return None
+            return np.frombuffer(content, dtype=np_dtype).copy()
+        raw = getattr(proto, field_name)
+        if len(raw) != count:
+            return None
+        return np.array(raw, dtype=np_dtype)
+    return None
 
 
 def _fill(values: np.ndarray, shape: tuple[int, ...], count: int, np_dtype: Any) -> np.ndarray:
@@ -128,6 +169,11 @@ def to_tensor_proto(array: Any, out: Any | None = None) -> Any:
     """Encodes an output array into a TensorProto's value fields (AsProtoField)."""
     array = np.asarray(array)
     proto = out if out is not None else tensor_pb2.TensorProto()
+    if array.dtype == _FLOAT32 and array.ndim == 1:  # a ranker's scores: the common case
+        proto.dtype = types_pb2.DT_FLOAT
+        proto.tensor_shape.dim.add().size = array.shape[0]
+        proto.float_val.extend(array.tolist())
+        return proto
     dtype = proto_dtype(array)
     proto.dtype = dtype
     dims = proto.tensor_shape.dim

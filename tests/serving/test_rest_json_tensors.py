@@ -197,6 +197,36 @@ def test_to_ndarray_follows_tensor_from_proto():
         tensors.to_ndarray(huge)
 
 
+@pytest.mark.parametrize("proto", [
+    tf.make_tensor_proto([b"lightweight running shoes"] * 3, dtype=tf.string, shape=[3]),
+    tf.make_tensor_proto(np.array([1.5, 2.0, 300.0], np.float32)),  # tensor_content
+    tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.5, 2.0],
+                           tensor_shape={"dim": [{"size": 2}]}),
+    tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64, int64_val=[7, -1 << 40],
+                           tensor_shape={"dim": [{"size": 2}]}),
+    tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[3],
+                           tensor_shape={"dim": [{"size": 1}]}),
+], ids=["strings", "float-content", "float-val", "int64-val", "int32-val"])
+def test_vectors_decode_as_tensorflow_does(proto):
+    """The vectors a ranking request carries take tensors.py's short path; what it returns must be
+    what TensorFlow makes of the same proto, writable, and not share memory with the request."""
+    got = tensors.to_ndarray(proto)
+    want = tf.make_ndarray(proto)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tolist() == want.tolist()
+    assert got.flags.writeable
+
+
+def test_short_path_leaves_incomplete_vectors_to_the_general_rules():
+    short = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"a"],
+                                   tensor_shape={"dim": [{"size": 3}]})
+    assert tensors.to_ndarray(short).tolist() == [b"a", b"a", b"a"]  # last value repeated
+    bad = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\0" * 6,
+                                 tensor_shape={"dim": [{"size": 2}]})
+    with pytest.raises(ValueError, match="tensor_content size"):
+        tensors.to_ndarray(bad)
+
+
 @pytest.mark.parametrize("array", [
     np.array([[1.5, 2.0]], np.float32), np.array([1.0], np.float64), np.array([1, -2], np.int32),
     np.array([[3]], np.int64), np.array([True, False]), np.array([b"x", b"\xff"], object),
