@@ -46,6 +46,8 @@ class ServerFlags:
     file_system_poll_wait_seconds: int
     num_load_threads: int
     num_unload_threads: int
+    swap_load_nice: int
+    swap_load_switch_interval_micros: int
     enable_model_warmup: bool
     saved_model_tags: str
     grpc_channel_arguments: str
@@ -120,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="The number of threads in the thread-pool used to load servables (0: one).")
     add("--num_unload_threads", type=int, default=0,
         help="The number of threads in the thread-pool used to unload servables (0: one).")
+    add("--swap_load_nice", type=int, default=10,
+        help="freshrank: while a new version of a serving model loads and warms up, its loader "
+             "thread runs this much nicer (Linux thread niceness, 0-19; 0: off), so requests "
+             "to the serving version keep the CPU.")
+    add("--swap_load_switch_interval_micros", type=int, default=500,
+        help="freshrank: while a new version of a serving model loads, Python's interpreter "
+             "lock is handed to a waiting request thread after at most this long (Python's "
+             "default: 5000; 0: leave it).")
     add("--enable_model_warmup", type=parse_bool, nargs="?", const=True, default=True,
         help="Enables model warmup, which triggers lazy initializations (such as TF "
              "optimizations) at load time, to reduce first request latency.")
@@ -180,6 +190,10 @@ def parse_flags(argv: Sequence[str]) -> ServerFlags:
     if not namespace.model_config_file and not namespace.model_base_path:
         parser.error("Both server_model_config and model_base_path cannot be empty! "
                      "Use --model_base_path or --model_config_file.")
+    if not 0 <= namespace.swap_load_nice <= 19:
+        parser.error("--swap_load_nice must be between 0 and 19")
+    if namespace.swap_load_switch_interval_micros < 0:
+        parser.error("--swap_load_switch_interval_micros must be 0 or positive")
     if namespace.max_request_bytes <= 0:
         parser.error("--max_request_bytes must be positive")
     return ServerFlags(**vars(namespace))

@@ -182,6 +182,8 @@ class Server:
                 load_retry_interval_s=flags.load_retry_interval_micros / 1e6,
                 num_load_threads=flags.num_load_threads,
                 num_unload_threads=flags.num_unload_threads,
+                swap_load_nice=flags.swap_load_nice,
+                swap_load_switch_interval_s=flags.swap_load_switch_interval_micros / 1e6,
                 allow_version_labels_for_unavailable_models=(
                     flags.allow_version_labels_for_unavailable_models),
                 load_options=load_options,

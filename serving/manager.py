@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,10 @@ class ManagerOptions:
     num_unload_threads: int = 1
     allow_version_labels_for_unavailable_models: bool = False
     load_options: LoadOptions = field(default_factory=LoadOptions)
+    # Niceness added to a loader thread while it loads a version of a model that already serves
+    # one (a swap), and Python's GIL switch interval meanwhile; see _background_load.
+    swap_load_nice: int = 10
+    swap_load_switch_interval_s: float = 0.0005
 
 
 @dataclass
@@ -348,8 +354,13 @@ class ModelManager:
             log.info("Loading servable version %s from %s",
                      servable_id(model.name, harness.version), harness.path)
             try:
-                servable = Servable.load(model.name, harness.version, harness.path,
-                                         self.options.load_options)
+                with self._lock:
+                    swap = bool(model.available)
+                with (_background_load(self.options.swap_load_nice,
+                                       self.options.swap_load_switch_interval_s)
+                      if swap else nullcontext()):
+                    servable = Servable.load(model.name, harness.version, harness.path,
+                                             self.options.load_options)
                 error = None
                 break
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
@@ -487,6 +498,56 @@ class ModelManager:
                     harness.cancel.set()
         self._loader.shutdown(wait=False, cancel_futures=True)
         self._unloader.shutdown(wait=False, cancel_futures=True)
+
+
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.0
+
+
+@contextmanager
+def _background_load(nice: int, switch_interval_s: float) -> Iterator[None]:
+    """Loads a new version beside the serving one without starving its requests.
+
+    A load is mostly Python (importing the graph, building its operations) and C++ run from
+    the loader thread; on a small machine it competes with the request threads for the CPU and
+    for Python's interpreter lock. Two things keep requests first: the loader thread's nice
+    value goes up by `nice` (Linux schedules threads by their own nice value; threads started
+    meanwhile inherit it), and Python's switch interval drops to `switch_interval_s` while any
+    swap loads, so a request thread waiting for the lock gets it after at most that long
+    instead of 5 ms. Both are undone afterwards (lowering the nice value again needs
+    CAP_SYS_NICE; without it the loader thread stays nicer, which only slows later loads).
+    nice 0 and interval 0 turn either off.
+    """
+    global _switch_users, _switch_saved
+    tid = threading.get_native_id()
+    before = None
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            before = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, before + nice))
+        except OSError as exc:
+            log.warning("Could not lower the loader thread's priority: %s", exc)
+            before = None
+    if switch_interval_s > 0:
+        with _switch_lock:
+            if _switch_users == 0:
+                _switch_saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(switch_interval_s, _switch_saved))
+            _switch_users += 1
+    try:
+        yield
+    finally:
+        if switch_interval_s > 0:
+            with _switch_lock:
+                _switch_users -= 1
+                if _switch_users == 0:
+                    sys.setswitchinterval(_switch_saved)
+        if before is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, before)
+            except OSError:
+                pass  # no CAP_SYS_NICE: this loader thread stays at the lower priority
 
 
 def _batching_runner(batcher: BatchScheduler, servable: Servable):

@@ -52,6 +52,8 @@ def test_both_flag_spellings_and_boolean_forms():
     ["--model_base_path=/m", "--enable_batching=maybe"],
     ["--model_base_path=/m", "--port=abc"],
     ["--model_base_pa=/m"],                               # no abbreviations
+    ["--model_base_path=/m", "--swap_load_nice=20"],      # Linux niceness stops at 19
+    ["--model_base_path=/m", "--swap_load_switch_interval_micros=-1"],
 ])
 def test_bad_command_lines_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as excinfo:
