@@ -1,0 +1,80 @@
+"""benchmarks/serving_bench.py's report: medians and spreads over rounds, and the overhead split.
+
+The issue's goals are read off this report, so its arithmetic is checked on figures whose answer
+is known: per round, overhead = server p50 - in-process p50 (the faster of the two in-process
+callers), own = overhead - transport floor, and each figure is the median over rounds.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import serving_bench as bench  # noqa: E402
+
+
+def stats(p50: float, throughput: float = 100.0) -> bench.Stats:
+    return bench.Stats("x", 1, int(throughput), 0, 1.0, p50, p50 * 2)
+
+
+def results(rounds: list[dict[str, float]]) -> dict[str, list[bench.Stats]]:
+    out: dict[str, list[bench.Stats]] = {}
+    for figures in rounds:
+        for name in ("rank50", "pair"):
+            for key, column in (("inprocess", "1"), ("inprocess_cc", "1"), ("grpc_off", "1"),
+                                ("floor", "1"), ("inprocess", bench.IDLE), ("grpc_off", bench.IDLE)):
+                out.setdefault(f"{key}/{name}/{column}", []).append(
+                    stats(figures.get(f"{key}/{column}", 1.0)))
+            for key in ("inprocess", "grpc_off", "grpc_on"):
+                for column in ("8", "32"):
+                    out.setdefault(f"{key}/{name}/{column}", []).append(
+                        stats(1.0, figures.get(f"{key}/{column}/rps", 100.0)))
+                out.setdefault(f"grpc_on/{name}/1", []).append(stats(1.0))
+                out.setdefault(f"grpc_on/{name}/{bench.IDLE}", []).append(stats(1.0))
+        for name in ("rank50", "pair"):
+            out[f"floor/{name}/hold"] = [stats(1.0)]
+    return out
+
+
+def swap(steady_p99: float, swapping_p99: float, failures: int = 0) -> bench.SwapResult:
+    steady = bench.Stats("steady", 4, 100, 0, 1.0, 2.0, steady_p99)
+    swapping = bench.Stats("swapping", 4, 100, 0, 1.0, 2.0, swapping_p99)
+    return bench.SwapResult(failures, steady, swapping, [1000.0])
+
+
+def test_goals_are_medians_of_per_round_splits_against_the_faster_in_process_caller(capsys):
+    rounds = [
+        # in-process on the servers' CPU is slow in round 1; the client-CPU caller is the reference
+        {"inprocess/1": 9.0, "inprocess_cc/1": 2.0, "grpc_off/1": 3.0, "floor/1": 0.6,
+         "grpc_on/32/rps": 300.0, "grpc_off/32/rps": 100.0},
+        {"inprocess/1": 2.0, "inprocess_cc/1": 2.2, "grpc_off/1": 3.2, "floor/1": 0.7,
+         "grpc_on/32/rps": 250.0, "grpc_off/32/rps": 100.0},
+        {"inprocess/1": 2.1, "inprocess_cc/1": 2.5, "grpc_off/1": 3.5, "floor/1": 0.5,
+         "grpc_on/32/rps": 150.0, "grpc_off/32/rps": 100.0},
+    ]
+    swaps = {"off": [swap(4.0, 5.0)], "on": [swap(4.0, 8.0)]}
+    bench.report("default", results(rounds), swaps, "Test CPU, 2 CPUs")
+    text = capsys.readouterr().out
+    # own per round: 3.0-2.0-0.6 = 0.4, 3.2-2.0-0.7 = 0.5, 3.5-2.1-0.5 = 0.9 -> median 0.5
+    assert "the server's own 0.50 ms (rounds 0.40-0.90) (goal <= 0.5 ms: met)" in text
+    assert "gRPC overhead 1.20 ms (rounds 1.00-1.40)" in text
+    assert "batching throughput ratio at 32 clients, pair: 2.50x (rounds 1.50-3.00)" in text
+    assert "Test CPU, 2 CPUs" in text
+    assert "in-process unbatched 100 req/s" in text
+    # swaps: 5/4 = 1.25x is within 1.5x, 8/4 = 2x is not
+    assert "batching off, 200 pairs/s from 4 clients, 1 x 3 swaps: p99 while swapping / " \
+           "steady p99 = 1.25x (1 round) (goal <= 1.5x, no failure: met)" in text
+    assert "steady p99 = 2.00x (1 round) (goal <= 1.5x, no failure: NOT met)" in text
+
+
+def test_spread_names_the_lowest_and_highest_round():
+    assert bench._spread([3.0, 1.0, 2.0]) == "2.00 ms (rounds 1.00-3.00)"
+    assert bench._spread([1.5], "x") == "1.50x (1 round)"
+
+
+@pytest.mark.parametrize("text, cpus", [("0", {0}), ("0-2,5", {0, 1, 2, 5})])
+def test_parse_cpus(text, cpus):
+    assert bench.parse_cpus(text) == frozenset(cpus)
