@@ -123,11 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--num_unload_threads", type=int, default=0,
         help="The number of threads in the thread-pool used to unload servables (0: one).")
     add("--swap_load_nice", type=int, default=10,
-        help="freshrank: while a new version of a serving model loads and warms up, its loader "
-             "thread runs this much nicer (Linux thread niceness, 0-19; 0: off), so requests "
-             "to the serving version keep the CPU.")
+        help="freshrank: while a new version of a serving model loads and warms up, and while "
+             "an old version unloads, the thread doing it runs this much nicer (Linux thread "
+             "niceness, 0-19; 0: off), so requests to the serving version keep the CPU.")
     add("--swap_load_switch_interval_micros", type=int, default=500,
-        help="freshrank: while a new version of a serving model loads, Python's interpreter "
+        help="freshrank: while a new version of a serving model loads or an old one unloads, "
+             "Python's interpreter "
              "lock is handed to a waiting request thread after at most this long (Python's "
              "default: 5000; 0: leave it).")
     add("--enable_model_warmup", type=parse_bool, nargs="?", const=True, default=True,

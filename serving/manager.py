@@ -64,7 +64,8 @@ class ManagerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     load_options: LoadOptions = field(default_factory=LoadOptions)
     # Niceness added to a loader thread while it loads a version of a model that already serves
-    # one (a swap), and Python's GIL switch interval meanwhile; see _background_load.
+    # one (a swap), and to an unloading thread, and Python's GIL switch interval meanwhile; see
+    # _background_load.
     swap_load_nice: int = 10
     swap_load_switch_interval_s: float = 0.0005
 
@@ -328,7 +329,11 @@ class ModelManager:
     def _unload(self, model: _Model, harness: _Harness, servable: Servable | None) -> None:
         try:
             if servable is not None:
-                servable.close()
+                # Freeing a version (its session, its graph's Python objects) competes with the
+                # requests like loading one does.
+                with _background_load(self.options.swap_load_nice,
+                                      self.options.swap_load_switch_interval_s):
+                    servable.close()
         except Exception:
             log.exception("Error while unloading %s", servable_id(model.name, harness.version))
         with self._lock:
