@@ -78,3 +78,11 @@ def test_spread_names_the_lowest_and_highest_round():
 @pytest.mark.parametrize("text, cpus", [("0", {0}), ("0-2,5", {0, 1, 2, 5})])
 def test_parse_cpus(text, cpus):
     assert bench.parse_cpus(text) == frozenset(cpus)
+
+
+def test_a_floor_slower_than_the_server_is_reported_as_not_measured(capsys):
+    rounds = [{"inprocess/1": 5.0, "inprocess_cc/1": 6.0, "grpc_off/1": 3.0, "floor/1": 0.5}] * 3
+    bench.report("default", results(rounds), {"off": [swap(4.0, 5.0)]}, "Test CPU")
+    text = capsys.readouterr().out
+    assert "(goal <= 0.5 ms: not measured: the in-process floor was slower than the server" in text
+    assert ": met)" not in text.split("batching throughput")[0]
