@@ -159,3 +159,25 @@ def test_gap_alert_durations(text, seconds):
 def test_a_bad_gap_alert_names_the_forms():
     with pytest.raises(ValueError, match="30m, 2h"):
         watch.parse_duration("soon")
+
+
+def test_a_watcher_reports_each_missing_span_once(setting, monkeypatch):
+    data, runs_log = setting
+    _land(data, "2026-11-01T10", age_seconds=7200)
+    _land(data, "2026-11-01T12", age_seconds=7200)
+    passes = []
+
+    def sleep(_seconds):  # stands in for the poll wait; the third pass ends the watcher
+        passes.append(1)
+        if len(passes) == 1:
+            _land(data, "2026-11-01T14", age_seconds=7200)  # a second gap appears
+        if len(passes) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(watch.time, "sleep", sleep)
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        watch.watch(str(data), runs_log, Recorder(runs_log), 0.1, False, said.append, gap_alert=60.0)
+    gap_lines = [line for line in said if "gap" in line]
+    assert len(gap_lines) == 2, said
+    assert "span(s) 2026-11-01T11 missing" in gap_lines[0] and "span(s) 2026-11-01T13 missing" in gap_lines[1]
