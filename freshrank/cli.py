@@ -248,10 +248,16 @@ def watch(data_root, home, poll_seconds, once, gap_alert, **flags) -> None:
 @click.option("--days", default=5, show_default=True, type=click.IntRange(min=1),
               help="Simulated days; day 1 uses the legacy ranking, later days the served model.")
 @click.option("--home", default="demo_home", show_default=True, type=click.Path(file_okay=False))
-@click.option("--requests-per-day", default=400, show_default=True, type=click.IntRange(min=50))
+@click.option("--requests-per-day", type=click.IntRange(min=50),
+              help="Searches a day (default 400; with --interval hour 4800, each hour taking its share).")
 @click.option("--seed", default=0, show_default=True, type=int)
-def demo(days, home, requests_per_day, seed) -> None:
-    """The served loop: rank each day through the model server, land it, retrain, bless, push."""
+@click.option("--interval", default="day", show_default=True, type=click.Choice(["day", "hour"]),
+              help="hour: the loop an hour at a time (hourly spans); each line prints the seconds from the "
+                   "hour landing to its version AVAILABLE.")
+@click.option("--hours", default=4, show_default=True, type=click.IntRange(min=1),
+              help="With --interval hour: simulated hours (hour 1 is the shop's history).")
+def demo(days, home, requests_per_day, seed, interval, hours) -> None:
+    """The served loop: rank each day (or hour) through the model server, land it, retrain, bless, push."""
     from freshrank.demo import run_demo
     from freshrank.report import write_report
     from freshrank.served_model import ServerFailed
@@ -266,8 +272,13 @@ def demo(days, home, requests_per_day, seed) -> None:
         with open(log_path, "a", encoding="utf-8") as log_file, _stderr_to(log_file) as terminal:
             _log_progress()
             try:
-                records = run_demo(home, days, requests_per_day, seed, say=lambda line: click.echo(line),
-                                   progress=lambda line: click.echo("  " + line, file=terminal))
+                from freshrank.demo import DEMO_HOURLY_REQUESTS_PER_DAY
+
+                hourly = interval == "hour"
+                requests = requests_per_day or (DEMO_HOURLY_REQUESTS_PER_DAY if hourly else 400)
+                records = run_demo(home, hours if hourly else days, requests, seed,
+                                   say=lambda line: click.echo(line),
+                                   progress=lambda line: click.echo("  " + line, file=terminal), interval=interval)
             finally:
                 _stop_logging()
     except FileExistsError as error:
@@ -290,7 +301,7 @@ def demo(days, home, requests_per_day, seed) -> None:
     model_days = [r for r in records if r["ranked_by"] and r.get("expected")]
     if model_days:
         click.echo(summary_line(model_days))
-    click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to "
+    click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {len(records)} updates pushed to "
                f"{Home(home).serving_dir(DEFAULT_MODEL_NAME)}; report {md} and {png}")
 
 
