@@ -20,6 +20,7 @@ import click
 from freshrank.cli_options import (
     model_name_option,
     parse_day,
+    parse_span,
     pipeline_options,
     pipeline_settings,
     train_config_from,
@@ -47,7 +48,9 @@ def main() -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--drift", default="mild", show_default=True, type=click.Choice(["mild", "strong"]))
 @click.option("--overwrite", is_flag=True, help="Replace spans that already exist.")
-def simulate(out, start, days, requests_per_day, seed, drift, overwrite) -> None:
+@click.option("--interval", default="day", show_default=True, type=click.Choice(["day", "hour"]),
+              help="hour: each day as 24 spans OUT/YYYY-MM-DD/HH/, split by event_time (the day's traffic curve kept).")
+def simulate(out, start, days, requests_per_day, seed, drift, overwrite, interval) -> None:
     """Write DAYS complete spans of a generated, drifting shop (same seed, same bytes)."""
     from tqdm import tqdm
 
@@ -60,7 +63,7 @@ def simulate(out, start, days, requests_per_day, seed, drift, overwrite) -> None
 
         try:
             paths = simulate_market(out, start, days, requests_per_day=requests_per_day, seed=seed,
-                                    drift=drift, progress=progress, overwrite=overwrite)
+                                    drift=drift, progress=progress, overwrite=overwrite, interval=interval)
         except FileExistsError as error:
             raise click.UsageError(f"{error} (pass --overwrite to replace it)") from None
     for path in paths:
@@ -69,10 +72,11 @@ def simulate(out, start, days, requests_per_day, seed, drift, overwrite) -> None
 
 @main.command()
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Landing directory holding YYYY-MM-DD/ spans.")
+              help="Landing directory holding YYYY-MM-DD/ (daily) or YYYY-MM-DD/HH/ (hourly) spans.")
 @click.option("--home", required=True, type=click.Path(file_okay=False),
               help="State directory: ML Metadata, pipeline outputs, serving models, runs.jsonl.")
-@click.option("--span", callback=parse_day, help="Run this span (YYYY-MM-DD) instead of the newest complete one.")
+@click.option("--span", callback=parse_span,
+              help="Run this span (YYYY-MM-DD, or YYYY-MM-DDTHH for hourly data) instead of the newest complete one.")
 @pipeline_options()
 @train_options()
 def run(data_root, home, span, **flags) -> None:
@@ -83,7 +87,8 @@ def run(data_root, home, span, **flags) -> None:
     train_config = train_config_from(flags)
     settings = pipeline_settings(flags)
     try:
-        day = spans.resolve_span(data_root, span)
+        day = spans.resolve_span(data_root, span, settings.get("interval"))
+        spans.check_home(home, day)
         config = PipelineConfig(data_root=data_root, home=home, span=day, train=train_config, **settings)
     except (FileNotFoundError, ValueError) as error:
         raise click.UsageError(str(error)) from None
@@ -190,29 +195,41 @@ def rank(server, query, candidates, top, model_name, timeout, user_id) -> None:
 @click.option("--home", required=True, type=click.Path(file_okay=False))
 @click.option("--poll-seconds", default=60.0, show_default=True, type=click.FloatRange(min=0.1))
 @click.option("--once", is_flag=True, help="One pass over the pending spans, then exit.")
+@click.option("--gap-alert", default="1h", show_default=True, metavar="AGE",
+              help="Report a span missing from the sequence once the span after it has been complete this "
+                   "long (30m, 2h, 1d); see docs/hourly.md.")
 @pipeline_options()
 @train_options()
-def watch(data_root, home, poll_seconds, once, **flags) -> None:
+def watch(data_root, home, poll_seconds, once, gap_alert, **flags) -> None:
     """Run every complete span that has no run yet, oldest first, exactly once (across restarts)."""
+    from freshrank.watch import parse_duration
     from freshrank.watch import watch as watch_spans
+    from tfx_pipeline import spans
     from tfx_pipeline.config import PipelineConfig
     from tfx_pipeline.local_runner import HomeLocked, run_once
 
     train_config = train_config_from(flags)
     settings = pipeline_settings(flags)
     try:  # the settings' own checks, before the first span rather than at it
-        PipelineConfig(data_root=data_root, home=home, span=datetime.date.today(), train=train_config, **settings)
+        gap_seconds = parse_duration(gap_alert)
+        settings["interval"] = spans.data_interval(data_root, settings.get("interval"))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        probe = spans.Span.of_hour(now) if settings["interval"] == spans.HOUR else spans.Span.of_day(now.date())
+        spans.check_home(home, probe)
+        PipelineConfig(data_root=data_root, home=home, span=probe, train=train_config, **settings)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     _log_progress()
 
-    def run_span(day):
-        return run_once(PipelineConfig(data_root=data_root, home=home, span=day, train=train_config, **settings))
+    def run_span(day, absorbed=()):
+        return run_once(PipelineConfig(data_root=data_root, home=home, span=day, train=train_config,
+                                       absorbed=absorbed, **settings))
 
     runs_log = Home(home).runs_log
     try:
         ran = watch_spans(data_root, runs_log, run_span, poll_seconds, once,
-                          say=lambda line: click.echo(line))
+                          say=lambda line: click.echo(line), interval=settings["interval"],
+                          gap_alert=gap_seconds)
     except HomeLocked as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_FAILED)
@@ -231,10 +248,16 @@ def watch(data_root, home, poll_seconds, once, **flags) -> None:
 @click.option("--days", default=5, show_default=True, type=click.IntRange(min=1),
               help="Simulated days; day 1 uses the legacy ranking, later days the served model.")
 @click.option("--home", default="demo_home", show_default=True, type=click.Path(file_okay=False))
-@click.option("--requests-per-day", default=400, show_default=True, type=click.IntRange(min=50))
+@click.option("--requests-per-day", type=click.IntRange(min=50),
+              help="Searches a day (default 400; with --interval hour 4800, each hour taking its share).")
 @click.option("--seed", default=0, show_default=True, type=int)
-def demo(days, home, requests_per_day, seed) -> None:
-    """The served loop: rank each day through the model server, land it, retrain, bless, push."""
+@click.option("--interval", default="day", show_default=True, type=click.Choice(["day", "hour"]),
+              help="hour: the loop an hour at a time (hourly spans); each line prints the seconds from the "
+                   "hour landing to its version AVAILABLE.")
+@click.option("--hours", default=4, show_default=True, type=click.IntRange(min=1),
+              help="With --interval hour: simulated hours (hour 1 is the shop's history).")
+def demo(days, home, requests_per_day, seed, interval, hours) -> None:
+    """The served loop: rank each day (or hour) through the model server, land it, retrain, bless, push."""
     from freshrank.demo import run_demo
     from freshrank.report import write_report
     from freshrank.served_model import ServerFailed
@@ -249,8 +272,13 @@ def demo(days, home, requests_per_day, seed) -> None:
         with open(log_path, "a", encoding="utf-8") as log_file, _stderr_to(log_file) as terminal:
             _log_progress()
             try:
-                records = run_demo(home, days, requests_per_day, seed, say=lambda line: click.echo(line),
-                                   progress=lambda line: click.echo("  " + line, file=terminal))
+                from freshrank.demo import DEMO_HOURLY_REQUESTS_PER_DAY
+
+                hourly = interval == "hour"
+                requests = requests_per_day or (DEMO_HOURLY_REQUESTS_PER_DAY if hourly else 400)
+                records = run_demo(home, hours if hourly else days, requests, seed,
+                                   say=lambda line: click.echo(line),
+                                   progress=lambda line: click.echo("  " + line, file=terminal), interval=interval)
             finally:
                 _stop_logging()
     except FileExistsError as error:
@@ -273,7 +301,7 @@ def demo(days, home, requests_per_day, seed) -> None:
     model_days = [r for r in records if r["ranked_by"] and r.get("expected")]
     if model_days:
         click.echo(summary_line(model_days))
-    click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {days} updates pushed to "
+    click.echo(f"done: {sum(r['status'] == 'pushed' for r in records)} of {len(records)} updates pushed to "
                f"{Home(home).serving_dir(DEFAULT_MODEL_NAME)}; report {md} and {png}")
 
 

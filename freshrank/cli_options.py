@@ -18,7 +18,7 @@ TRAIN_FLAGS = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "wa
                "tpu_address")
 # Pipeline flags -> PipelineConfig fields (beam_runner and beam_args become beam_pipeline_args).
 PIPELINE_FLAGS = ("window", "from_scratch", "model_name", "min_auc", "bless_tolerance", "bless_weighting",
-                  "label_position_check", "schema_file")
+                  "label_position_check", "schema_file", "interval")
 LOCAL_PIPELINE_FLAGS = ("max_bad_row_share",)
 
 
@@ -47,6 +47,7 @@ def pipeline_options(local: bool = True):
             click.option("--window", default=DEFAULT_WINDOW, show_default=True, type=click.IntRange(min=1),
                          help="Train on the newest N validated spans (a compiled pipeline: the window "
                               "parameter's default)."),
+            interval_option,
             click.option("--from-scratch", is_flag=True,
                          help="Do not warm-start (the serving model is still the baseline)."),
             model_name_option,
@@ -133,6 +134,28 @@ def train_config_from(kwargs: dict):
     """Pops the trainer flags out of a command's kwargs and builds the TrainConfig."""
     path = kwargs.pop("train_config", None)
     return load_train_config(path, {key: kwargs.pop(key, None) for key in TRAIN_FLAGS})
+
+
+def interval_option(f):
+    """`--interval day|hour`: how the spans are cut (default: what the data directory's layout shows)."""
+    from tfx_pipeline.spans import INTERVALS
+
+    return click.option("--interval", type=click.Choice(list(INTERVALS)),
+                        help="Span interval: day (DATA/YYYY-MM-DD/) or hour (DATA/YYYY-MM-DD/HH/). Default: "
+                             "what the data directory holds (a --span's own form when it is given; day when "
+                             "neither says).")(f)
+
+
+def parse_span(_ctx, _param, value: str | None):
+    """click callback: `YYYY-MM-DD` (a daily span) or `YYYY-MM-DDTHH` (an hourly one) as a Span."""
+    from tfx_pipeline.spans import parse_span as parse
+
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def parse_day(_ctx, _param, value: str | None) -> datetime.date | None:

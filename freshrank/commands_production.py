@@ -39,7 +39,8 @@ def _read_json(path: str | None, what: str):
               help="State directory as the cluster sees it: pipeline outputs, span index, serving models.")
 @click.option("--out", default="pipeline.json", show_default=True, type=click.Path(dir_okay=False),
               help="Output: .json = PipelineJob (Vertex, `freshrank submit`), .yaml = PipelineSpec (kfp upload).")
-@click.option("--span", callback=options.parse_day, help="Default of the span_range runtime parameter (default: newest span).")
+@click.option("--span", callback=options.parse_span,
+              help="Default of the span_range runtime parameter, YYYY-MM-DD or YYYY-MM-DDTHH (default: newest span).")
 @click.option("--pipeline-name", default="freshrank", show_default=True)
 @options.pipeline_options(local=False)
 @options.train_options(local_paths=False)
@@ -87,7 +88,7 @@ def compile_command(target, image, data_root, home, out, span, pipeline_name, tr
 @click.option("--vertex-region", help="Vertex AI region, e.g. europe-west4.")
 @click.option("--service-account", help="Vertex: service account the steps run as.")
 @click.option("--pipeline-root", help="Vertex: override the compiled pipeline root (gs://...).")
-@click.option("--span", callback=options.parse_day, help="Run this span (YYYY-MM-DD).")
+@click.option("--span", callback=options.parse_span, help="Run this span (YYYY-MM-DD, or YYYY-MM-DDTHH in an hourly pipeline).")
 @click.option("--newest", is_flag=True, help="Run the newest span (overrides a span compiled in).")
 @click.option("--window", type=click.IntRange(min=1), help="Train on the newest N validated spans.")
 @click.option("--run-name", help="Run / job display name (default: freshrank-<span or newest>).")

@@ -108,10 +108,11 @@ def summary_line(model_days: list[dict]) -> str:
     share = statistics.mean(x["gap_share"] for x in e)
     above = sum(1 for x in e if x["diff_ci"][0] > 0)
     verdict = "more" if ours > legacy else "fewer" if ours < legacy else "as many"
-    return (f"On the {len(e)} day(s) the served model ranked, its order brings {ours:.1f} expected purchases per "
+    unit = "hour(s)" if "T" in str(model_days[0].get("span", "")) else "day(s)"  # 2026-11-01T13: an hourly demo
+    return (f"On the {len(e)} {unit} the served model ranked, its order brings {ours:.1f} expected purchases per "
             f"100 searches against {legacy:.1f} under the legacy ranking and {best:.1f} in the best possible "
             f"order ({verdict} purchases): {100 * share:.0f}% of the gap on average; above legacy with the 95% "
-            f"interval excluding zero on {above} of {len(e)} day(s).")
+            f"interval excluding zero on {above} of {len(e)} {unit}.")
 
 
 def _pct(value) -> str:

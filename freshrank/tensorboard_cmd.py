@@ -14,14 +14,14 @@ import dataclasses
 import os
 
 from tfx_pipeline.home import Home
-from tfx_pipeline.spans import span_date
+from tfx_pipeline.spans import DAY, Span, home_interval
 
 TRAINER_NODE = "Trainer"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainerRun:
-    span: str  # YYYY-MM-DD
+    span: str  # YYYY-MM-DD, or YYYY-MM-DDTHH in an hourly home
     execution_id: int
     logdir: str
 
@@ -55,6 +55,7 @@ def runs_from_metadata(home: str) -> list[TrainerRun]:
     from tfx_pipeline.lineage import Lineage, custom
 
     lineage = Lineage.open(path)
+    interval = home_interval(home) or DAY  # the window's `span` is a number of the home's interval
     runs = []
     for execution in lineage.store.get_executions():
         if lineage.node_of(execution.id) != TRAINER_NODE:
@@ -65,7 +66,7 @@ def runs_from_metadata(home: str) -> list[TrainerRun]:
         span = custom(window, "span") if window is not None else None
         if span is None or model_run is None or not os.path.isdir(model_run.uri):
             continue
-        runs.append(TrainerRun(span_date(int(span)).isoformat(), execution.id, model_run.uri))
+        runs.append(TrainerRun(Span(int(span), interval).isoformat(), execution.id, model_run.uri))
     return runs
 
 

@@ -6,6 +6,7 @@ import datetime
 import os
 
 from tfx_pipeline.home import Home
+from tfx_pipeline.spans import ADJECTIVE, DAY, INTERVALS, IntervalMismatch, Span, as_span
 from trainer.config import TrainConfig
 
 DEFAULT_MODEL_NAME = "ranker"
@@ -20,9 +21,10 @@ DEFAULT_BLESS_WEIGHTING = "ips"
 class PipelineConfig:
     data_root: str
     home: str
-    # The span to ingest. A local run always names one; a compiled Kubeflow pipeline may leave it
-    # None (the newest span at run time) because the span is a runtime parameter there.
-    span: datetime.date | None
+    # The span to ingest (a `datetime.date` is that day's span). A local run always names one; a
+    # compiled Kubeflow pipeline may leave it None (the newest span at run time) because the span is
+    # a runtime parameter there.
+    span: Span | datetime.date | None
     window: int = DEFAULT_WINDOW
     from_scratch: bool = False
     model_name: str = DEFAULT_MODEL_NAME
@@ -56,8 +58,27 @@ class PipelineConfig:
     # The label gate (tfx_pipeline/label_check.py): a span whose clicks or purchases no longer fall
     # with position is rejected as data. Off only for a results page with no position effect.
     label_position_check: bool = True
+    # The interval the spans count in, "day" or "hour" (tfx_pipeline/spans.py); None: the span's own
+    # (day when there is no span: a compiled pipeline on the newest span). A span of the other
+    # interval is refused.
+    interval: str | None = None
+    # Late spans (hourly homes): complete spans older than the newest one already run, read into this
+    # run's ingest with its own span so they are trained on, never run on their own (freshrank/watch.py).
+    absorbed: tuple = ()
 
     def __post_init__(self) -> None:
+        if self.interval is not None and self.interval not in INTERVALS:
+            raise ValueError(f"--interval must be one of {', '.join(INTERVALS)}, got {self.interval!r}")
+        if self.span is not None:
+            self.span = as_span(self.span)
+            if self.interval is not None and self.interval != self.span.interval:
+                raise IntervalMismatch(f"span {self.span} is {ADJECTIVE[self.span.interval]} but --interval is "
+                                       f"{self.interval}; drop --interval or name a {ADJECTIVE[self.interval]} span")
+            self.interval = self.span.interval
+        self.interval = self.interval or DAY
+        self.absorbed = tuple(as_span(s) for s in self.absorbed)
+        if any(s.interval != self.interval for s in self.absorbed):
+            raise ValueError(f"late spans {', '.join(map(str, self.absorbed))} are not all {ADJECTIVE[self.interval]}")
         self.data_root = _absolute(self.data_root)
         self.home = _absolute(self.home)
         if self.orchestrator not in (LOCAL, KUBEFLOW):

@@ -7,6 +7,8 @@
     HOME/retired/MODEL/VERSION/     versions a rollback took out of serving
     HOME/quarantine/SPAN/           malformed rows of a span (and quarantine/cleaned/)
     HOME/runs.jsonl                 one JSON record per run, rollback or rejected span
+    HOME/interval                   "hour" in an hourly home (none in a daily one: tfx_pipeline/spans.py)
+    HOME/ingest/SPAN/               an hourly span as ExampleGen reads it, during its run only
 
 Every module that needs one of these paths asks a `Home`; none joins them by hand.
 """
@@ -44,6 +46,10 @@ class Home:
     @property
     def runs_log(self) -> str:
         return self._join("runs.jsonl")
+
+    @property
+    def ingest_dir(self) -> str:
+        return self._join("ingest")
 
     def serving_dir(self, model_name: str) -> str:
         return self._join("serving", model_name)

@@ -10,6 +10,9 @@ KubeflowV2DagRunner (pipeline spec schema 2.1, which KFP 2.x backends and Vertex
   the Trainer's `base_model` and the Evaluator's `baseline_model`;
 - the span and the window are runtime parameters: `span_range` (ExampleGen's RangeConfig as
   JSON, "" = the newest span; `freshrank submit --span DAY` writes it) and `window` (int);
+- hourly spans (`--interval hour`, or an hourly `--span 2026-11-01T13`): SpanReady stages the hour
+  under HOME/ingest/<span number>/ and ExampleGen reads it there with the `{SPAN}` spec, as a local
+  run does (tfx_pipeline/hourly_ingest.py); `span_range` carries the hour's number;
 - every step runs IMAGE (see the Dockerfile) with the pipeline's Beam options as arguments.
 
 The output format follows the file name: `.json` is the PipelineJob TFX writes (pipelineSpec +
@@ -28,6 +31,7 @@ from tfx_pipeline.config import KUBEFLOW, PipelineConfig
 
 if TYPE_CHECKING:
     from tfx_pipeline.pipeline import Platform
+    from tfx_pipeline.spans import Span
 
 # Where the Dockerfile puts the source (and so the curated schema) inside the image.
 IMAGE_SOURCE_DIR = "/freshrank"
@@ -85,8 +89,13 @@ def kubeflow_config(config: PipelineConfig, image: str) -> PipelineConfig:
         for pool in vertex.get("worker_pool_specs", []):
             if pool:  # an empty pool ({}) is a placeholder Vertex needs between used pools
                 pool.setdefault("container_spec", {}).setdefault("image_uri", image)
+    from tfx_pipeline.spans import HOUR
+
+    # An hourly span reaches ExampleGen through SpanReady's staged copy (tfx_pipeline/components/span_ready.py).
+    hourly = {"ingest_root": f"{config.home}/ingest"} if config.interval == HOUR else {}
     return dataclasses.replace(
-        config, orchestrator=KUBEFLOW, schema_file=config.schema_file or IMAGE_SCHEMA_FILE, vertex_training=vertex
+        config, orchestrator=KUBEFLOW, schema_file=config.schema_file or IMAGE_SCHEMA_FILE, vertex_training=vertex,
+        **hourly,
     )
 
 
@@ -105,11 +114,12 @@ def kubeflow_platform(config: PipelineConfig) -> Platform:
 
     from tfx_pipeline.components.span_ready import SpanReady
     from tfx_pipeline.pipeline import SPAN_RANGE_PARAMETER, WINDOW_PARAMETER, Platform, span_range_json
-    from tfx_pipeline.spans import SPAN_PATTERN
+    from tfx_pipeline.spans import HOUR, SPAN_PATTERN
 
     def span_ready(config: PipelineConfig, range_config) -> list:
+        hourly = {"interval": HOUR, "staging_root": f"{config.home}/ingest"} if config.interval == HOUR else {}
         return [SpanReady(input_base=config.data_root, pattern=SPAN_PATTERN, span_range=range_config,
-                          quarantine_root=f"{config.home}/quarantine")]
+                          quarantine_root=f"{config.home}/quarantine", **hourly)]
 
     return Platform(
         range_config=tfx.dsl.experimental.RuntimeParameter(
@@ -184,7 +194,7 @@ def load_package(path: str) -> dict[str, Any]:
     return doc
 
 
-def run_parameters(span: datetime.date | None = None, newest: bool = False, window: int | None = None) -> dict:
+def run_parameters(span: Span | datetime.date | None = None, newest: bool = False, window: int | None = None) -> dict:
     """The runtime parameter values for one run; what is not given keeps the compiled default."""
     from tfx_pipeline.pipeline import SPAN_RANGE_PARAMETER, WINDOW_PARAMETER, span_range_json
 

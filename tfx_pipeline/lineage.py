@@ -50,8 +50,11 @@ class Lineage:
         return cls(config)
 
     def latest_run_id(self) -> int | None:
-        runs = self.store.get_contexts_by_type(RUN_CONTEXT)
-        return max((c.id for c in runs), default=None)
+        return max(self.run_ids(), default=None)
+
+    def run_ids(self) -> list[int]:
+        """Every pipeline run's context id, oldest first."""
+        return sorted(c.id for c in self.store.get_contexts_by_type(RUN_CONTEXT))
 
     def run_nodes(self, run_context_id: int) -> dict[str, NodeRecord]:
         """Node id (e.g. 'Trainer') -> its execution in this run with input/output artifacts."""

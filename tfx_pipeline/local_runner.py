@@ -1,7 +1,9 @@
 """Running the pipeline once on this machine: LocalDagRunner, sqlite ML Metadata, DirectRunner.
 
-Under the home lock a run first cleans up after a killed predecessor (tfx_pipeline/recovery.py),
-then quarantines malformed CSV rows (tfx_pipeline/quarantine.py), then runs the pipeline.
+Under the home lock a run first checks the span is of the home's interval (tfx_pipeline/spans.py),
+cleans up after a killed predecessor (tfx_pipeline/recovery.py), then quarantines malformed CSV rows
+(tfx_pipeline/quarantine.py; an hourly span and the late spans it absorbs are staged for
+ExampleGen by tfx_pipeline/hourly_ingest.py), then runs the pipeline.
 """
 from __future__ import annotations
 
@@ -13,13 +15,12 @@ import time
 
 from tfx import v1 as tfx
 
-from tfx_pipeline import quarantine, recovery, run_summary
+from tfx_pipeline import hourly_ingest, quarantine, recovery, run_summary, spans
 from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.data_gate import DataRejected
 from tfx_pipeline.home_lock import HomeLocked, home_lock  # noqa: F401  (HomeLocked: re-exported for the CLI)
 from tfx_pipeline.lineage import Lineage
 from tfx_pipeline.pipeline import Platform, create_pipeline
-from tfx_pipeline.spans import span_number
 
 log = logging.getLogger("freshrank.run")
 
@@ -31,11 +32,20 @@ def run_once(config: PipelineConfig) -> dict:
     started = time.time()
     span = config.span.isoformat()
     with home_lock(config.home):
+        spans.claim_home(config.home, config.span)
         recovery.recover(config.metadata_path, config.serving_dir)
+        late: dict = {}
         try:
-            ingest_root, quarantined = quarantine.gate_span(
-                config.data_root, span, config.home, config.max_bad_row_share
-            )
+            if config.interval == spans.HOUR:
+                staged = hourly_ingest.stage(config.data_root, config.span, config.absorbed, config.home,
+                                             config.max_bad_row_share)
+                ingest_root, quarantined = staged.ingest_root, staged.quarantined_rows
+                late = {key: value for key, value in (("absorbed", staged.absorbed),
+                                                      ("late_rejected", staged.late_rejected)) if value}
+            else:
+                ingest_root, quarantined = quarantine.gate_span(
+                    config.data_root, span, config.home, config.max_bad_row_share
+                )
         except quarantine.SpanMalformed as malformed:
             record = run_summary.rejected(span, malformed.problems, time.time() - started)
             record["quarantine"] = malformed.quarantine_dir
@@ -52,15 +62,19 @@ def run_once(config: PipelineConfig) -> dict:
             if rejection is None:
                 raise
             record = run_summary.rejected(span, [str(p) for p in rejection.problems], time.time() - started)
-            record["quarantined_rows"] = quarantined
+            record["quarantined_rows"] = quarantined  # late spans stay pending: the next run absorbs them
             run_summary.append(config.runs_log, record)
             return record
+        finally:
+            if config.interval == spans.HOUR:
+                hourly_ingest.clear(config.home)  # ExampleGen holds its own copy now
         lineage = Lineage.open(config.metadata_path)
         nodes = lineage.run_nodes(lineage.latest_run_id())
         record = run_summary.summarize(lineage, nodes, span, time.time() - started)
         record["quarantined_rows"] = quarantined
         if quarantined:
             record["quarantine"] = config.layout.quarantine_dir(span)
+        record.update(late)
         run_summary.append(config.runs_log, record)
         return record
 
@@ -69,7 +83,7 @@ def local_platform(config: PipelineConfig) -> Platform:
     """This machine: the span pinned, the window a number, sqlite ML Metadata in the home."""
     from tfx.proto import range_config_pb2
 
-    span = span_number(config.span)
+    span = spans.span_number(config.span)
     return Platform(
         range_config=range_config_pb2.RangeConfig(
             static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)),

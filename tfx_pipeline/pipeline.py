@@ -31,7 +31,7 @@ from tfx_pipeline.components.atomic_pusher import AtomicPusher
 from tfx_pipeline.components.span_window import SpanWindow
 from tfx_pipeline.config import KUBEFLOW, PipelineConfig
 from tfx_pipeline.evaluation import EVAL_SPLIT, eval_config
-from tfx_pipeline.spans import SPAN_PATTERN, span_number
+from tfx_pipeline.spans import HOUR, HOURLY_INGEST_PATTERN, SPAN_PATTERN, Span, span_number
 from trainer.task import CUSTOM_CONFIG_KEY
 
 TRAINER_RUN_FN = "trainer.task.run_fn"
@@ -41,7 +41,7 @@ SPAN_RANGE_PARAMETER = "span_range"
 WINDOW_PARAMETER = "window"
 
 
-def span_range_json(day: datetime.date | None) -> str:
+def span_range_json(day: Span | datetime.date | None) -> str:
     """ExampleGen's RangeConfig pinning one span, as the JSON its driver parses; "" = newest span."""
     if day is None:
         return ""
@@ -76,9 +76,12 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
     platform = platform or platform_for(config)
     beam_args = config.beam_pipeline_args or default_beam_args()
     range_config, window_size = platform.range_config, platform.window_size
+    # An hourly span reaches ExampleGen staged under its span number (tfx_pipeline/hourly_ingest.py).
+    hourly = {"interval": HOUR} if config.interval == HOUR else {}
     example_gen = tfx.components.CsvExampleGen(
         input_base=config.ingest_root or config.data_root,
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=SPAN_PATTERN)]),
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(
+            name="all", pattern=HOURLY_INGEST_PATTERN if hourly else SPAN_PATTERN)]),
         output_config=tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
                 splits=[
@@ -108,6 +111,7 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
         replay_fraction=config.train.replay_fraction,
         seed=config.train.seed,
         label_position_check=int(config.label_position_check),
+        **hourly,
     )
     window.add_upstream_node(example_validator)
 

@@ -27,6 +27,26 @@ def span_dir(out: str | os.PathLike, day: datetime.date) -> pathlib.Path:
     return pathlib.Path(out) / day.isoformat()
 
 
+def hour_dir(out: str | os.PathLike, day: datetime.date, hour: int) -> pathlib.Path:
+    """Folder of the hourly span ``day`` ``hour``:00-59 UTC under ``out`` (``OUT/YYYY-MM-DD/HH``)."""
+    return pathlib.Path(out) / day.isoformat() / f"{hour:02d}"
+
+
+def split_by_hour(rows: Iterable[Sequence]) -> dict[int, list[Sequence]]:
+    """Field lists grouped by the hour of their ``event_time`` (``YYYY-MM-DDTHH:MM:SSZ``), all 24 hours
+    present (an hour with no search is an empty list), rows in their original order."""
+    hours: dict[int, list[Sequence]] = {h: [] for h in range(24)}
+    for row in rows:
+        hours[int(str(row[1])[11:13])].append(row)
+    return hours
+
+
+def write_hour_fields(out: str | os.PathLike, day: datetime.date, hour: int, rows: Iterable[Sequence],
+                      overwrite: bool = False) -> pathlib.Path:
+    """Write pre-formatted field lists as the hourly span ``OUT/YYYY-MM-DD/HH/`` (same atomic protocol)."""
+    return write_folder_fields(hour_dir(out, day, hour), rows, overwrite=overwrite)
+
+
 def is_complete(out: str | os.PathLike, day: datetime.date) -> bool:
     """True when the span for ``day`` has its ``_SUCCESS`` marker."""
     return (span_dir(out, day) / SUCCESS_MARKER).exists()
@@ -85,7 +105,14 @@ def check_writable(out: str | os.PathLike, day: datetime.date, overwrite: bool) 
 def write_span_fields(out: str | os.PathLike, day: datetime.date, rows: Iterable[Sequence],
                       overwrite: bool = False) -> pathlib.Path:
     """Write pre-formatted field lists (in SPAN_COLUMNS order) as the span for ``day``."""
-    folder = check_writable(out, day, overwrite)
+    return write_folder_fields(check_writable(out, day, overwrite), rows, overwrite=True)
+
+
+def write_folder_fields(folder: pathlib.Path, rows: Iterable[Sequence], overwrite: bool = False) -> pathlib.Path:
+    """Write field lists as the span in ``folder``: CSV via a temp file and rename, ``_SUCCESS`` last."""
+    if not overwrite and (folder / SUCCESS_MARKER).exists():
+        raise FileExistsError(
+            f"span {folder} is already complete ({SUCCESS_MARKER} exists); pass overwrite=True to replace it")
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / SUCCESS_MARKER
     # Un-complete the span first, so a crash below never leaves a marker over stale data.

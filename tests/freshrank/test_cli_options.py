@@ -19,7 +19,7 @@ NOT_APPLICABLE = {
                                        "pipeline's SpanReady refuses a half-landed span instead"},
 }
 # Flags only one command has (its own job), not pipeline or trainer settings.
-OWN = {"run": set(), "watch": {"--poll-seconds", "--once"},
+OWN = {"run": set(), "watch": {"--poll-seconds", "--once", "--gap-alert"},
        "compile": {"--target", "--image", "--out", "--pipeline-name", "--trainer-cpu", "--trainer-memory-gb",
                    "--trainer-accelerator", "--vertex-training"}}
 

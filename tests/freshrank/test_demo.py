@@ -113,3 +113,27 @@ def test_day_line_has_every_column():
     assert len(line.split()) == len(header().split()) - 3  # "train ex", "warm from", "ranked by": two words
     assert line.split()[:6] == ["2026-11-02", "5820", "17", "0.610", "0.570", "no"]
     assert line.split()[8:] == ["29.0", "26.0", "38.0", "25%", "[+1.50,+4.25]", "-"]
+
+
+def test_an_hour_is_its_share_of_the_days_searches_and_lands_as_an_hourly_span(market, tmp_path):
+    day_searches = market.searches(DAY, 240)
+    in_noon = [s for s in day_searches if s.event_time[11:13] == "12"]
+    traffic = serve_day(market, DAY, 240, None, hours=range(12, 13))
+    assert traffic.searches == len(in_noon) > 0
+    assert {r["request_id"] for r in traffic.rows} == {s.request_id for s in in_noon}
+    assert all(r["event_time"].startswith("2026-11-01T12:") for r in traffic.rows)
+    landed = land_span(str(tmp_path / "data"), DAY, traffic.rows, hour=12)
+    folder = tmp_path / "data" / "2026-11-01" / "12"
+    assert (folder / "_SUCCESS").exists() and os.path.getmtime(folder / "_SUCCESS") <= landed
+    with open(folder / "part-00000.csv", encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) == len(traffic.rows)
+
+
+def test_hour_line_ends_with_the_seconds_from_landing_to_available():
+    record = {"span": "2026-11-01T13", "train_examples": 1520, "warm_started_from": 17, "auc": 0.61,
+              "ndcg@10": 0.57, "blessed": True, "ranked_by": 17, "serving_now": 18,
+              "minutes_to_available": 0.69, "seconds_to_available": 41.4, "expected": None}
+    assert header("hour").split()[-2:] == ["fresh", "s"] and header().split()[-1] == "min"
+    line = format_line(record, "hour")
+    assert line.split()[0] == "2026-11-01T13" and line.split()[-1] == "41"
+    assert format_line(record).split()[-1] == "0.7"  # a daily line keeps minutes

@@ -73,3 +73,11 @@ def test_freshness_plot_marks_the_not_blessed_day(tmp_path, monkeypatch):
     labels = [t for t in ax.texts if t.get_text() == "not blessed"]
     assert len(labels) == 1 and labels[0].xy[0] == 1
     assert matplotlib.colors.to_rgba(labels[0].get_color()) == red
+
+
+def test_an_hourly_demo_is_summarised_in_hours():
+    from freshrank.report import summary_line
+
+    hourly = [dict(r, span=f"2026-11-01T1{i}") for i, r in enumerate(_records()) if r["expected"]]
+    assert summary_line(hourly).startswith("On the 2 hour(s) the served model ranked")
+    assert summary_line(hourly).endswith("on 1 of 2 hour(s).")

@@ -346,3 +346,53 @@ def test_submit_hands_kfp_a_pipeline_spec_and_vertex_the_job(compiled, tmp_path,
     assert calls["vertex"]["template_path"] == str(package) and calls["vertex"]["parameter_values"] == params
     assert calls["vertex"]["project"] == "shop" and calls["vertex"]["location"] == "europe-west4"
     assert calls["vertex_service_account"] == "sa@shop"
+
+
+def test_an_hourly_pipeline_stages_the_hour_for_example_gen(tmp_path):
+    """`--span 2026-11-02T13`: span_range carries the hour's number, SpanReady stages the hour under
+    HOME/ingest and ExampleGen reads it there with the {SPAN} spec; the daily parameters stay the same."""
+    from freshrank.cli import main
+    from tfx_pipeline.spans import HOURLY_INGEST_PATTERN, parse_span
+
+    hour = parse_span("2026-11-02T13")
+    out = tmp_path / "hourly.json"
+    result = CliRunner().invoke(main, ["compile", "--image", IMAGE, "--data", DATA, "--home", HOME, "--out", str(out),
+                                       "--span", "2026-11-02T13"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    raw, _, spec = _load(out)
+    assert raw["runtimeConfig"]["parameterValues"]["span_range"] == span_range_json(hour)
+    assert json.loads(span_range_json(hour))["static_range"]["start_span_number"] == hour.number
+    tasks = spec.root.dag.tasks
+    assert _constant(tasks["SpanReady"], "interval") == "hour"
+    assert _constant(tasks["SpanReady"], "staging_root") == f"{HOME}/ingest"
+    assert _constant(tasks["SpanReady"], "input_base") == DATA
+    assert _constant(tasks["CsvExampleGen"], "input_base") == f"{HOME}/ingest"
+    assert json.loads(_constant(tasks["CsvExampleGen"], "input_config"))["splits"][0]["pattern"] == HOURLY_INGEST_PATTERN
+    assert _constant(tasks["SpanWindow"], "interval") == "hour"
+    assert tasks["CsvExampleGen"].inputs.parameters["range_config"].component_input_parameter == "span_range"
+
+    wrong = CliRunner().invoke(main, ["compile", "--image", IMAGE, "--data", DATA, "--home", HOME, "--out",
+                                      str(tmp_path / "x.json"), "--span", "2026-11-02T13", "--interval", "day"])
+    assert wrong.exit_code == 2 and "span 2026-11-02T13 is hourly but --interval is day" in wrong.output
+
+
+def test_span_ready_resolves_and_stages_an_hour(tmp_path):
+    from tfx.components.example_gen import input_processor
+    from tfx.proto import example_gen_pb2
+
+    from tfx_pipeline.components.span_ready import SpanNotReady, resolve_landed_hour, stage_hour
+    from tfx_pipeline.spans import HOURLY_INGEST_PATTERN, parse_span
+
+    data, staging = tmp_path / "data", tmp_path / "home" / "ingest"
+    _land(data, "2026-11-01/13", complete=True)
+    _land(data, "2026-11-01/14", complete=False)
+    thirteen = parse_span("2026-11-01T13")
+    assert resolve_landed_hour(str(data), "") == thirteen  # the newest complete hour
+    assert resolve_landed_hour(str(data), span_range_json(thirteen)) == thirteen
+    with pytest.raises(SpanNotReady, match=r"span 2026-11-01T14 .* has no _SUCCESS"):
+        resolve_landed_hour(str(data), span_range_json(parse_span("2026-11-01T14")))
+    staged = stage_hour(str(data), thirteen, str(staging), str(tmp_path / "home" / "quarantine"))
+    assert staged == str(staging / str(thirteen.number) / "2026-11-01T13")
+    processor = input_processor.FileBasedInputProcessor(
+        str(staging), [example_gen_pb2.Input.Split(name="all", pattern=HOURLY_INGEST_PATTERN)], None)
+    assert processor.resolve_span_and_version()[0] == thirteen.number

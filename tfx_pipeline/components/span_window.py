@@ -33,7 +33,7 @@ from tfx.types.standard_artifacts import Examples, ExampleStatistics, Schema
 from tfx.utils import io_utils
 
 from tfx_pipeline import data_gate, ips_split, label_check
-from tfx_pipeline.spans import span_date
+from tfx_pipeline.spans import DAY, Span
 from trainer import propensity
 from trainer.config import CLICK_KEY, GROUP_KEY, LABEL_KEY, POSITION_KEY
 
@@ -51,9 +51,10 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     replay_fraction: Parameter[float] = 1.0,
     seed: Parameter[int] = 0,
     label_position_check: Parameter[int] = 1,
+    interval: Parameter[str] = DAY,
 ) -> None:
     span = int(examples.get_int_custom_property("span"))
-    day = span_date(span).isoformat()
+    day = Span(span, interval).isoformat()  # `2026-11-01`, or `2026-11-01T13` for an hourly span
     schema_proto = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
     index = SpanIndex(index_dir)
     previous = index.previous(span)

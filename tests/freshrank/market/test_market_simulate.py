@@ -161,3 +161,23 @@ def test_simulate_validates_and_refuses_existing_spans(tmp_path, mild_run):
     assert not (out / eve.isoformat()).exists()
     assert _digest(out / START.isoformat()) == before
     assert not list(tmp_path.iterdir())
+
+
+def test_hourly_spans_split_the_day_by_event_time_and_keep_its_curve(tmp_path):
+    daily = simulate(tmp_path / "daily", START, 1, requests_per_day=REQUESTS, seed=0)[0]
+    hours = simulate(tmp_path / "hourly", START, 1, requests_per_day=REQUESTS, seed=0, interval="hour")
+    assert [p.relative_to(tmp_path / "hourly").as_posix() for p in hours] == [f"2026-11-01/{h:02d}" for h in range(24)]
+    assert all((p / "_SUCCESS").exists() for p in hours)
+    per_hour = [_read(p) for p in hours]
+    for hour, rows in enumerate(per_hour):
+        assert all(r["event_time"].startswith(f"2026-11-01T{hour:02d}:") for r in rows)
+    # The same rows, the same bytes: the day is only cut, in its own order within each hour.
+    day_lines = (daily / "part-00000.csv").read_text(encoding="utf-8").splitlines()
+    hour_lines = [line for p in hours for line in (p / "part-00000.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    assert sorted(hour_lines) == sorted(day_lines[1:])
+    assert all((p / "part-00000.csv").read_text(encoding="utf-8").splitlines()[0] == day_lines[0] for p in hours)
+    # The market's daily curve: the night is quieter than the lunch and evening peaks.
+    sizes = [len(rows) for rows in per_hour]
+    assert sum(sizes[2:6]) < sum(sizes[12:16]) and sum(sizes[2:6]) < sum(sizes[19:23])
+    with pytest.raises(FileExistsError, match="2026-11-01/00 is already complete"):
+        simulate(tmp_path / "hourly", START, 1, requests_per_day=REQUESTS, seed=0, interval="hour")
