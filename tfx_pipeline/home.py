@@ -5,6 +5,7 @@
     HOME/span_index/                SpanWindow's index of validated spans
     HOME/serving/MODEL/VERSION/     what the model server loads
     HOME/retired/MODEL/VERSION/     versions a rollback took out of serving
+    HOME/trash/                     what retention is deleting (moved here first, in one rename)
     HOME/quarantine/SPAN/           malformed rows of a span (and quarantine/cleaned/)
     HOME/runs.jsonl                 one JSON record per run, rollback or rejected span
 
@@ -50,6 +51,11 @@ class Home:
 
     def retired_dir(self, model_name: str) -> str:
         return self._join("retired", model_name)
+
+    @property
+    def trash_dir(self) -> str:
+        """Where retention moves a version directory (one rename, same filesystem) before deleting it."""
+        return self._join("trash")
 
     def quarantine_dir(self, name: str) -> str:
         """A span's quarantine (`name` = the span) or the cleaned copies' folder."""
