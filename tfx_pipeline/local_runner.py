@@ -1,7 +1,9 @@
 """Running the pipeline once on this machine: LocalDagRunner, sqlite ML Metadata, DirectRunner.
 
 Under the home lock a run first cleans up after a killed predecessor (tfx_pipeline/recovery.py),
-then quarantines malformed CSV rows (tfx_pipeline/quarantine.py), then runs the pipeline.
+then quarantines malformed CSV rows (tfx_pipeline/quarantine.py), then runs the pipeline; once
+the run's record is written, retention removes what no later run, rollback or server needs
+(tfx_pipeline/retention.py, `--keep-versions`; a failed gc is reported, never fails the run).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 
 from tfx import v1 as tfx
 
-from tfx_pipeline import quarantine, recovery, run_summary
+from tfx_pipeline import quarantine, recovery, retention, run_summary
 from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.data_gate import DataRejected
 from tfx_pipeline.home_lock import HomeLocked, home_lock  # noqa: F401  (HomeLocked: re-exported for the CLI)
@@ -39,7 +41,7 @@ def run_once(config: PipelineConfig) -> dict:
         except quarantine.SpanMalformed as malformed:
             record = run_summary.rejected(span, malformed.problems, time.time() - started)
             record["quarantine"] = malformed.quarantine_dir
-            run_summary.append(config.runs_log, record)
+            _record(config, record)
             return record
         if ingest_root != config.data_root:
             config = dataclasses.replace(config, ingest_root=ingest_root)
@@ -53,7 +55,7 @@ def run_once(config: PipelineConfig) -> dict:
                 raise
             record = run_summary.rejected(span, [str(p) for p in rejection.problems], time.time() - started)
             record["quarantined_rows"] = quarantined
-            run_summary.append(config.runs_log, record)
+            _record(config, record)
             return record
         lineage = Lineage.open(config.metadata_path)
         nodes = lineage.run_nodes(lineage.latest_run_id())
@@ -61,8 +63,15 @@ def run_once(config: PipelineConfig) -> dict:
         record["quarantined_rows"] = quarantined
         if quarantined:
             record["quarantine"] = config.layout.quarantine_dir(span)
-        run_summary.append(config.runs_log, record)
+        _record(config, record)
         return record
+
+
+def _record(config: PipelineConfig, record: dict) -> None:
+    """Appends the run's record, then applies retention (the record first: a gc killed half-way
+    must not make `watch` run the span again)."""
+    run_summary.append(config.runs_log, record)
+    retention.after_run(config.home, config.model_name, config.keep_versions, config.window)
 
 
 def local_platform(config: PipelineConfig) -> Platform:
