@@ -125,6 +125,25 @@ class Lineage:
         """Every pipeline run, oldest first."""
         return sorted(self.store.get_contexts_by_type(RUN_CONTEXT), key=lambda c: c.id)
 
+    def live_output_executions(self) -> set[int]:
+        """Executions that output an artifact still LIVE (not yet DELETED by retention)."""
+        live = self.store.get_artifacts(list_options=metadata_store.ListOptions(filter_query="state = LIVE"))
+        ids = [a.id for a in live]
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):
+            found |= {e.execution_id for e in self.store.get_events_by_artifact_ids(ids[start:start + 500])
+                      if e.type in _OUTPUTS}
+        return found
+
+    def run_contexts_of(self, execution_ids: set[int]) -> list[metadata_store_pb2.Context]:
+        """The pipeline runs the given executions belong to, oldest first."""
+        runs: dict[int, metadata_store_pb2.Context] = {}
+        for execution_id in sorted(execution_ids):
+            for context in self.store.get_contexts_by_execution(execution_id):
+                if self.store.get_context_types_by_id([context.type_id])[0].name == RUN_CONTEXT:
+                    runs[context.id] = context
+        return [runs[i] for i in sorted(runs)]
+
     def pushes(self) -> list[Push]:
         """Every finished push, oldest first, with the Model and ModelBlessing its Pusher read."""
         found = []

@@ -183,8 +183,13 @@ def _plan_outputs(steps: Plan, layout: Home, lineage: Lineage, pushes, newest_bl
         protected_paths.setdefault(_tail(artifact.uri), protected[artifact.id])
 
     oldest_span = in_window[0][1]["span"] if in_window else None
-    runs = lineage.run_contexts()
-    for context in runs[:-1]:  # the newest run always keeps everything
+    # Only runs with something left to judge (a LIVE output, or a folder on disk): a run collected
+    # before is not walked again, so a gc costs the same after a year of hourly runs as after a day.
+    newest = lineage.latest_run_id()
+    candidates = lineage.live_output_executions() | _executions_on_disk(layout)
+    for context in lineage.run_contexts_of(candidates):
+        if context.id == newest:  # the newest run always keeps everything
+            continue
         nodes = lineage.run_nodes(context.id)
         span = _run_span(nodes)
         if span is None:
@@ -313,6 +318,17 @@ def _remove(removal: Removal, layout: Home) -> None:
         shutil.rmtree(path)
     else:
         os.remove(path)
+
+
+def _executions_on_disk(layout: Home) -> set[int]:
+    """Execution ids that still have a folder under the pipeline root (NODE/KEY/ID, NODE/.system/...)."""
+    found = set()
+    for node in _listdir(layout.pipeline_root):
+        node_dir = os.path.join(layout.pipeline_root, node)
+        for key in _listdir(node_dir):
+            folder = os.path.join(node_dir, key, "executor_execution") if key == SYSTEM_DIR else os.path.join(node_dir, key)
+            found |= {int(name) for name in _listdir(folder) if name.isdigit()}
+    return found
 
 
 def _run_span(nodes) -> int | None:
