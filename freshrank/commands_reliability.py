@@ -89,7 +89,7 @@ def gc_command(home: str, model_name: str, keep_versions: int, dry_run: bool) ->
                 click.echo(f"dry run: nothing changed; {retention.home_bytes(home)} bytes in {home}")
                 return
             record = retention.apply(steps)
-            run_summary.append(layout.runs_log, record)
+            run_summary.append(layout.gc_log, record)
     except retention.RetentionError as error:
         raise click.UsageError(str(error)) from None
     except HomeLocked as error:

@@ -8,6 +8,7 @@
     HOME/trash/                     what retention is deleting (moved here first, in one rename)
     HOME/quarantine/SPAN/           malformed rows of a span (and quarantine/cleaned/)
     HOME/runs.jsonl                 one JSON record per run, rollback or rejected span
+    HOME/gc.jsonl                   one JSON record per retention pass (tfx_pipeline/retention.py)
 
 Every module that needs one of these paths asks a `Home`; none joins them by hand.
 """
@@ -45,6 +46,11 @@ class Home:
     @property
     def runs_log(self) -> str:
         return self._join("runs.jsonl")
+
+    @property
+    def gc_log(self) -> str:
+        """Retention's records, apart from runs.jsonl so that file stays one record per run."""
+        return self._join("gc.jsonl")
 
     def serving_dir(self, model_name: str) -> str:
         return self._join("serving", model_name)

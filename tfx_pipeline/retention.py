@@ -235,7 +235,7 @@ def _plan_execution(steps: Plan, layout: Home, node: str, record, protected: dic
 
 
 def apply(steps: Plan) -> dict:
-    """Does what the plan says (ML Metadata first, then files); returns the record for runs.jsonl.
+    """Does what the plan says (ML Metadata first, then files); returns the record for gc.jsonl.
     A path that cannot be removed is reported in `errors` and the rest goes on."""
     started = time.time()
     layout = Home(steps.home)
@@ -275,8 +275,8 @@ def collect(home: str, model_name: str, keep_versions: int, window: int | None =
 
 def after_run(home: str, model_name: str, keep_versions: int, window: int) -> dict | None:
     """Retention after a run (keep_versions 0: off). Never raises: a failed gc must not fail a run
-    that pushed; the failure is logged with the fix and recorded in runs.jsonl as `{"event": "gc",
-    "status": "failed"}`."""
+    that pushed; the failure is logged with the fix and recorded in HOME/gc.jsonl as `{"event": "gc",
+    "status": "failed"}`. Every pass is recorded there, not in runs.jsonl (one record per run)."""
     if not keep_versions:
         return None
     from tfx_pipeline import run_summary
@@ -295,9 +295,9 @@ def after_run(home: str, model_name: str, keep_versions: int, window: int) -> di
     if record.get("errors"):
         log.error("gc could not remove %d path(s); rerun `freshrank gc --home %s`", len(record["errors"]), home)
     try:
-        run_summary.append(Home(home).runs_log, record)
+        run_summary.append(Home(home).gc_log, record)
     except OSError as error:
-        log.error("could not record the gc in runs.jsonl: %s", error)
+        log.error("could not record the gc in gc.jsonl: %s", error)
     return record
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from freshrank.market import simulate
 from tests.helpers import FRESHRANK, REPO, subprocess_env, write_candidates
-from tfx_pipeline.home import Home
+from tfx_pipeline.home import Home, read_runs
 from tfx_pipeline.lineage import DELETED_REASON_KEY, Lineage
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +59,7 @@ class State:
         return sorted(int(v) for v in os.listdir(self.serving) if v.isdigit())
 
     def gc_records(self) -> list[dict]:
-        return [r for r in self.layout.runs() if r.get("event") == "gc"]
+        return read_runs(self.layout.gc_log)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,7 @@ def test_disk_use_stays_bounded_after_more_runs_than_k(home):
     assert home.served() == [home.version(d2), home.version(d3)]
     gcs = home.gc_records()
     assert [g["status"] for g in gcs] == ["done"] * 3
+    assert all("span" in r for r in home.layout.runs())  # runs.jsonl: one record per run, no gc lines
     assert gcs[2]["removed_versions"] == [home.version(d1)]
     freed = sum(g["bytes_freed"] for g in gcs)
     print(f"home bytes after days 1-3 with gc: {[home.sizes[d] for d in (d1, d2, d3)]}; "

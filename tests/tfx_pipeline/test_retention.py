@@ -296,6 +296,7 @@ def test_after_run_never_raises_and_records_a_failure(home):
         handle.write(b"not a database")
     record = retention.after_run(str(home.root), "ranker", keep_versions=1, window=1)
     assert record["status"] == "failed" and record["error"]
-    assert read_runs(home.layout.runs_log)[-1]["event"] == "gc"
+    assert read_runs(home.layout.gc_log)[-1]["status"] == "failed"
+    assert not os.path.exists(home.layout.runs_log)  # runs.jsonl stays one record per run
     assert len(home.versions()) == 3  # nothing removed on a failed plan
     assert retention.after_run(str(home.root), "ranker", keep_versions=0, window=1) is None
