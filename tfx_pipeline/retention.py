@@ -332,11 +332,15 @@ def _executions_on_disk(layout: Home) -> set[int]:
 
 
 def _run_span(nodes) -> int | None:
-    record = nodes.get(EXAMPLE_GEN)
-    for artifact in (record.outputs.get("examples", []) if record else []):
-        span = custom(artifact, "span")
-        if span is not None:
-            return int(span)
+    """The span a run ingested: its ExampleGen's examples carry it (as does any output with a `span`,
+    SpanWindow's window for one, should the ingest node change)."""
+    ordered = sorted(nodes.items(), key=lambda item: item[0] != EXAMPLE_GEN)
+    for _, record in ordered:
+        for artifacts in record.outputs.values():
+            for artifact in artifacts:
+                span = custom(artifact, "span")
+                if span is not None:
+                    return int(span)
     return None
 
 
