@@ -312,13 +312,14 @@ from freshrank.commands_production import (  # noqa: E402  (registered last: the
     submit_command,
     tensorboard_command,
 )
-from freshrank.commands_reliability import rollback_command  # noqa: E402
+from freshrank.commands_reliability import gc_command, rollback_command  # noqa: E402
 
 main.add_command(compile_command)
 main.add_command(submit_command)
 main.add_command(export_serving_config_command)
 main.add_command(tensorboard_command)
 main.add_command(rollback_command)
+main.add_command(gc_command)
 main.add_command(bench_command)
 
 if __name__ == "__main__":

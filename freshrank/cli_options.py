@@ -19,7 +19,7 @@ TRAIN_FLAGS = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "wa
 # Pipeline flags -> PipelineConfig fields (beam_runner and beam_args become beam_pipeline_args).
 PIPELINE_FLAGS = ("window", "from_scratch", "model_name", "min_auc", "bless_tolerance", "bless_weighting",
                   "label_position_check", "schema_file", "interval")
-LOCAL_PIPELINE_FLAGS = ("max_bad_row_share",)
+LOCAL_PIPELINE_FLAGS = ("max_bad_row_share", "keep_versions")
 
 
 def _apply(f, options: list[Callable]):
@@ -34,6 +34,16 @@ def model_name_option(f):
 
     return click.option("--model-name", default=DEFAULT_MODEL_NAME, show_default=True,
                         help="The served model's name: HOME/serving/NAME/ and the Predict model_spec.")(f)
+
+
+def keep_versions_option(f):
+    """`--keep-versions` (default: PipelineConfig's): `run` and `watch` apply it after every run, `gc` when asked."""
+    from tfx_pipeline.config import DEFAULT_KEEP_VERSIONS
+
+    return click.option("--keep-versions", default=DEFAULT_KEEP_VERSIONS, show_default=True, type=click.IntRange(min=0),
+                        help="Retention: keep the newest K served versions (plus the serving and the newest blessed "
+                             "one) and the pipeline outputs of the runs in the window; older ones are removed "
+                             "after each run (see `freshrank gc`). 0: keep everything (run/watch only).")(f)
 
 
 def pipeline_options(local: bool = True):
@@ -69,6 +79,7 @@ def pipeline_options(local: bool = True):
                 type=click.FloatRange(0.0, 1.0),
                 help="Malformed CSV rows are quarantined to HOME/quarantine/SPAN/; above this share the span is "
                      "rejected (exit 3)."))
+            options.append(keep_versions_option)
         return _apply(f, options)
 
     return decorate

@@ -15,6 +15,8 @@ LOCAL, KUBEFLOW = "local", "kubeflow"
 # Blessing metrics: inverse-propensity weighted ("ips") or not ("none"); see tfx_pipeline/evaluation.py.
 BLESS_WEIGHTINGS = ("ips", "none")
 DEFAULT_BLESS_WEIGHTING = "ips"
+# Retention after each local run (tfx_pipeline/retention.py): the newest K served versions stay.
+DEFAULT_KEEP_VERSIONS = 5
 
 
 @dataclasses.dataclass
@@ -65,6 +67,10 @@ class PipelineConfig:
     # Late spans (hourly homes): complete spans older than the newest one already run, read into this
     # run's ingest with its own span so they are trained on, never run on their own (freshrank/watch.py).
     absorbed: tuple = ()
+    # Retention after each local run (tfx_pipeline/retention.py): the newest K served versions (plus
+    # the serving and the newest blessed one) and the outputs of the runs in the window stay; 0 keeps
+    # everything (no automatic gc).
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
 
     def __post_init__(self) -> None:
         if self.interval is not None and self.interval not in INTERVALS:
@@ -92,6 +98,8 @@ class PipelineConfig:
         if self.bless_weighting not in BLESS_WEIGHTINGS:
             raise ValueError(f"--bless-weighting must be one of {', '.join(BLESS_WEIGHTINGS)}, "
                              f"got {self.bless_weighting!r}")
+        if self.keep_versions < 0:
+            raise ValueError(f"--keep-versions must be >= 0 (0: no automatic gc), got {self.keep_versions}")
         if not self.bless_tolerance >= 0.0:
             raise ValueError(f"--bless-tolerance must be >= 0, got {self.bless_tolerance}")
         if not self.model_name or any(c in self.model_name for c in "/\\. "):

@@ -5,10 +5,12 @@
     HOME/span_index/                SpanWindow's index of validated spans
     HOME/serving/MODEL/VERSION/     what the model server loads
     HOME/retired/MODEL/VERSION/     versions a rollback took out of serving
+    HOME/trash/                     what retention is deleting (moved here first, in one rename)
     HOME/quarantine/SPAN/           malformed rows of a span (and quarantine/cleaned/)
     HOME/runs.jsonl                 one JSON record per run, rollback or rejected span
     HOME/interval                   "hour" in an hourly home (none in a daily one: tfx_pipeline/spans.py)
     HOME/ingest/SPAN/               an hourly span as ExampleGen reads it, during its run only
+    HOME/gc.jsonl                   one JSON record per retention pass (tfx_pipeline/retention.py)
 
 Every module that needs one of these paths asks a `Home`; none joins them by hand.
 """
@@ -50,12 +52,20 @@ class Home:
     @property
     def ingest_dir(self) -> str:
         return self._join("ingest")
+    def gc_log(self) -> str:
+        """Retention's records, apart from runs.jsonl so that file stays one record per run."""
+        return self._join("gc.jsonl")
 
     def serving_dir(self, model_name: str) -> str:
         return self._join("serving", model_name)
 
     def retired_dir(self, model_name: str) -> str:
         return self._join("retired", model_name)
+
+    @property
+    def trash_dir(self) -> str:
+        """Where retention moves a version directory (one rename, same filesystem) before deleting it."""
+        return self._join("trash")
 
     def quarantine_dir(self, name: str) -> str:
         """A span's quarantine (`name` = the span) or the cleaned copies' folder."""

@@ -3,7 +3,10 @@
 Everything the run summary reports (the window, the base model, the blessing, the pushed
 version, the metrics) comes from the artifacts and events the run registered, so the summary
 cannot claim what did not happen. Recovery, rollback and the TensorBoard command walk the same
-events through the same methods (`node_of`, `inputs_of`, `artifacts_of`, `producers_of`).
+events through the same methods (`node_of`, `inputs_of`, `artifacts_of`, `producers_of`);
+retention (tfx_pipeline/retention.py) asks it which runs exist (`run_contexts`), which models were
+pushed where (`pushes`), which model the next warm start takes (`latest_blessed_model`), and marks
+the artifacts whose files it removed DELETED (`mark_deleted`), so lineage stays readable.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 NODE_CONTEXT = "node"
 RUN_CONTEXT = "pipeline_run"
+DELETED_REASON_KEY = "deleted_by"
 
 
 @dataclasses.dataclass
@@ -30,6 +34,17 @@ class NodeRecord:
         return self.execution.last_known_state in (
             metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED
         )
+
+
+@dataclasses.dataclass
+class Push:
+    """A model that the Pusher put into a serving directory (`pushed` = 1)."""
+
+    version: int
+    destination: str  # the version directory it was copied to
+    pushed_model: metadata_store_pb2.Artifact
+    model: metadata_store_pb2.Artifact | None
+    blessing: metadata_store_pb2.Artifact | None
 
 
 _INPUTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
@@ -108,6 +123,86 @@ class Lineage:
                 if custom(pushed, "pushed") == 1 and custom(pushed, "pushed_version"):
                     return int(custom(pushed, "pushed_version"))
         return None
+
+    def run_contexts(self) -> list[metadata_store_pb2.Context]:
+        """Every pipeline run, oldest first."""
+        return sorted(self.store.get_contexts_by_type(RUN_CONTEXT), key=lambda c: c.id)
+
+    def live_output_executions(self) -> set[int]:
+        """Executions that output an artifact still LIVE (not yet DELETED by retention)."""
+        live = self.store.get_artifacts(list_options=metadata_store.ListOptions(filter_query="state = LIVE"))
+        ids = [a.id for a in live]
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):
+            found |= {e.execution_id for e in self.store.get_events_by_artifact_ids(ids[start:start + 500])
+                      if e.type in _OUTPUTS}
+        return found
+
+    def run_contexts_of(self, execution_ids: set[int]) -> list[metadata_store_pb2.Context]:
+        """The pipeline runs the given executions belong to, oldest first."""
+        runs: dict[int, metadata_store_pb2.Context] = {}
+        for execution_id in sorted(execution_ids):
+            for context in self.store.get_contexts_by_execution(execution_id):
+                if self.store.get_context_types_by_id([context.type_id])[0].name == RUN_CONTEXT:
+                    runs[context.id] = context
+        return [runs[i] for i in sorted(runs)]
+
+    def pushes(self) -> list[Push]:
+        """Every finished push, oldest first, with the Model and ModelBlessing its Pusher read."""
+        found = []
+        for pushed in self.store.get_artifacts_by_type("PushedModel"):
+            if custom(pushed, "pushed") != 1 or not str(custom(pushed, "pushed_version") or "").isdigit():
+                continue
+            model = blessing = None
+            for execution_id in self.producers_of(pushed.id):
+                inputs, _ = self.artifacts_of(execution_id)
+                model = (inputs.get("model") or [model])[0]
+                blessing = (inputs.get("model_blessing") or [blessing])[0]
+            found.append(Push(int(custom(pushed, "pushed_version")), str(custom(pushed, "pushed_destination") or ""),
+                              pushed, model, blessing))
+        return sorted(found, key=lambda p: p.version)
+
+    def latest_blessed_model(self) -> tuple[metadata_store_pb2.Artifact, metadata_store_pb2.Artifact] | None:
+        """(Model, ModelBlessing) the next run's `latest_blessed_model` resolver picks: the newest LIVE
+        model with a LIVE blessing of `blessed` = 1 (TFX's LatestBlessedModelStrategy after its input
+        resolution drops every artifact that is not LIVE). None before the first blessing."""
+        live = metadata_store_pb2.Artifact.LIVE
+        blessings = {custom(b, "current_model_id"): b for b in self.store.get_artifacts_by_type("ModelBlessing")
+                     if b.state == live and custom(b, "blessed") == 1}
+        for model in sorted(self.store.get_artifacts_by_type("Model"), key=lambda a: a.id, reverse=True):
+            if model.state == live and model.id in blessings:
+                return model, blessings[model.id]
+        return None
+
+    def last_execution_property(self, type_suffix: str, key: str) -> Any:
+        """A property of the newest execution whose type ends with `type_suffix` (e.g. SpanWindow's
+        `window_size`), or None when no such execution ran."""
+        types = [t for t in self.store.get_execution_types() if t.name.endswith(type_suffix)]
+        executions = [e for t in types for e in self.store.get_executions_by_type(t.name)]
+        for execution in sorted(executions, key=lambda e: e.id, reverse=True):
+            value = execution.custom_properties.get(key) or execution.properties.get(key)
+            if value is not None:
+                kind = value.WhichOneof("value")
+                return getattr(value, kind) if kind else None
+        return None
+
+    def mark_deleted(self, artifact_ids: list[int], reason: str) -> list[int]:
+        """Sets artifacts' state to DELETED (ML Metadata's advice for removed files, google/ml-metadata#38)
+        with `reason` in the custom property `deleted_by`; returns the ids changed. The artifacts, their
+        events and properties stay, so lineage remains readable, and TFX's input resolution skips
+        them (it resolves LIVE artifacts only)."""
+        if not artifact_ids:
+            return []
+        changed = []
+        for artifact in self.store.get_artifacts_by_id(sorted(set(artifact_ids))):
+            if artifact.state == metadata_store_pb2.Artifact.DELETED:
+                continue
+            artifact.state = metadata_store_pb2.Artifact.DELETED
+            artifact.custom_properties[DELETED_REASON_KEY].string_value = reason
+            changed.append(artifact)
+        if changed:
+            self.store.put_artifacts(changed)
+        return [a.id for a in changed]
 
 
 def custom(artifact: metadata_store_pb2.Artifact, key: str) -> Any:

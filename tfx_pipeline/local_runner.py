@@ -3,7 +3,9 @@
 Under the home lock a run first checks the span is of the home's interval (tfx_pipeline/spans.py),
 cleans up after a killed predecessor (tfx_pipeline/recovery.py), then quarantines malformed CSV rows
 (tfx_pipeline/quarantine.py; an hourly span and the late spans it absorbs are staged for
-ExampleGen by tfx_pipeline/hourly_ingest.py), then runs the pipeline.
+ExampleGen by tfx_pipeline/hourly_ingest.py), then runs the pipeline. Once
+the run's record is written, retention removes what no later run, rollback or server needs
+(tfx_pipeline/retention.py, `--keep-versions`; a failed gc is reported, never fails the run).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import time
 
 from tfx import v1 as tfx
 
-from tfx_pipeline import hourly_ingest, quarantine, recovery, run_summary, spans
+from tfx_pipeline import hourly_ingest, quarantine, recovery, retention, run_summary, spans
 from tfx_pipeline.config import PipelineConfig
 from tfx_pipeline.data_gate import DataRejected
 from tfx_pipeline.home_lock import HomeLocked, home_lock  # noqa: F401  (HomeLocked: re-exported for the CLI)
@@ -49,7 +51,7 @@ def run_once(config: PipelineConfig) -> dict:
         except quarantine.SpanMalformed as malformed:
             record = run_summary.rejected(span, malformed.problems, time.time() - started)
             record["quarantine"] = malformed.quarantine_dir
-            run_summary.append(config.runs_log, record)
+            _record(config, record)
             return record
         if ingest_root != config.data_root:
             config = dataclasses.replace(config, ingest_root=ingest_root)
@@ -63,7 +65,7 @@ def run_once(config: PipelineConfig) -> dict:
                 raise
             record = run_summary.rejected(span, [str(p) for p in rejection.problems], time.time() - started)
             record["quarantined_rows"] = quarantined  # late spans stay pending: the next run absorbs them
-            run_summary.append(config.runs_log, record)
+            _record(config, record)
             return record
         finally:
             if config.interval == spans.HOUR:
@@ -75,8 +77,15 @@ def run_once(config: PipelineConfig) -> dict:
         if quarantined:
             record["quarantine"] = config.layout.quarantine_dir(span)
         record.update(late)
-        run_summary.append(config.runs_log, record)
+        _record(config, record)
         return record
+
+
+def _record(config: PipelineConfig, record: dict) -> None:
+    """Appends the run's record, then applies retention (the record first: a gc killed half-way
+    must not make `watch` run the span again)."""
+    run_summary.append(config.runs_log, record)
+    retention.after_run(config.home, config.model_name, config.keep_versions, config.window)
 
 
 def local_platform(config: PipelineConfig) -> Platform:

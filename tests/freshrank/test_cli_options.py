@@ -16,7 +16,9 @@ from trainer.config import TrainConfig
 NOT_APPLICABLE = {
     "watch": {"--span": "watch runs every pending span itself, oldest first"},
     "compile": {"--max-bad-row-share": "the quarantine runs before a local ExampleGen only; a compiled "
-                                       "pipeline's SpanReady refuses a half-landed span instead"},
+                                       "pipeline's SpanReady refuses a half-landed span instead",
+                "--keep-versions": "retention runs after a local run, on the home's sqlite ML Metadata; a compiled "
+                                   "pipeline's store belongs to its orchestrator"},
 }
 # Flags only one command has (its own job), not pipeline or trainer settings.
 OWN = {"run": set(), "watch": {"--poll-seconds", "--once", "--gap-alert"},
@@ -51,6 +53,8 @@ def test_defaults_are_the_config_classes():
     assert run["--min-auc"].default == PipelineConfig.min_auc
     assert run["--bless-tolerance"].default == PipelineConfig.bless_tolerance
     assert run["--max-bad-row-share"].default == PipelineConfig.max_bad_row_share
+    assert run["--keep-versions"].default == PipelineConfig.keep_versions == cli.main.commands["gc"].params[
+        [p.name for p in cli.main.commands["gc"].params].index("keep_versions")].default
     assert f"default {TrainConfig.warm_start_epochs}" in run["--warm-start-epochs"].help
     assert f"default {TrainConfig.epochs}" in run["--epochs"].help
 
@@ -74,7 +78,7 @@ def test_watch_and_compile_pass_every_flag_to_the_configs(tmp_path, monkeypatch)
              "--beam-arg=--flink_master=host:8081", "--epochs", "4", "--warm-start-epochs", "1",
              "--replay-fraction", "0.2", "--update-mode", "partial", "--distribution", "mirrored"]
     watch = ["watch", "--data", str(tmp_path / "data"), "--home", str(tmp_path / "home"), "--once",
-             "--max-bad-row-share", "0.01"]
+             "--max-bad-row-share", "0.01", "--keep-versions", "2"]
     compile_ = ["compile", "--image", "img:1", "--data", "gs://b/data", "--home", "gs://b/home",
                 "--out", str(tmp_path / "p.json")]
     for args in (watch, compile_):
@@ -88,7 +92,8 @@ def test_watch_and_compile_pass_every_flag_to_the_configs(tmp_path, monkeypatch)
         train = config.train
         assert (train.epochs, train.warm_start_epochs, train.replay_fraction) == (4, 1, 0.2)
         assert (train.update_mode, train.distribution) == ("partial", "mirrored")
-    assert seen[0].max_bad_row_share == 0.01
+    assert seen[0].max_bad_row_share == 0.01 and seen[0].keep_versions == 2
+    assert seen[1].keep_versions == PipelineConfig.keep_versions  # compiled: no local retention
 
 
 def test_a_bad_setting_is_a_usage_error_before_any_span_runs(tmp_path):
