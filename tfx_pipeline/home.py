@@ -52,6 +52,8 @@ class Home:
     @property
     def ingest_dir(self) -> str:
         return self._join("ingest")
+
+    @property
     def gc_log(self) -> str:
         """Retention's records, apart from runs.jsonl so that file stays one record per run."""
         return self._join("gc.jsonl")
