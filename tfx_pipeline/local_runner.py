@@ -15,7 +15,8 @@ import logging
 import sys
 import time
 
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from tfx_pipeline import hourly_ingest, quarantine, recovery, retention, run_summary, spans
 from tfx_pipeline.config import PipelineConfig
@@ -58,7 +59,7 @@ def run_once(config: PipelineConfig) -> dict:
         try:
             # Component output (Keras progress included) goes to stderr: stdout is for records.
             with contextlib.redirect_stdout(sys.stderr):
-                tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+                LocalDagRunner().run(create_pipeline(config))
         except Exception as error:  # noqa: BLE001 - classified below, re-raised when not data
             rejection = _find(error, DataRejected)
             if rejection is None:
@@ -97,7 +98,7 @@ def local_platform(config: PipelineConfig) -> Platform:
         range_config=range_config_pb2.RangeConfig(
             static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)),
         window_size=config.window,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(
             config.metadata_path),
         evaluator_hook=False,
     )

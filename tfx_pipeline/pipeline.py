@@ -22,8 +22,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tfx import v1 as tfx
+# TFX's modules themselves, not the `tfx.v1` facade: importing that also imports its Google
+# Cloud extensions (google.cloud.aiplatform), about 5 s of CPU at every run's start that a local
+# run never uses (docs/freshness.md). Same classes, same pipeline.
+from tfx.components import CsvExampleGen, Evaluator, ExampleValidator, StatisticsGen, Trainer
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline as tfx_pipeline_lib
+from tfx.proto import example_gen_pb2, trainer_pb2
+from tfx.types.channel import Channel
+from tfx.types.standard_artifacts import Model, ModelBlessing
 
 from schemas import SCHEMA_PATH
 from tfx_pipeline import beam
@@ -78,16 +87,16 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
     range_config, window_size = platform.range_config, platform.window_size
     # An hourly span reaches ExampleGen staged under its span number (tfx_pipeline/hourly_ingest.py).
     hourly = {"interval": HOUR} if config.interval == HOUR else {}
-    example_gen = tfx.components.CsvExampleGen(
+    example_gen = CsvExampleGen(
         input_base=config.ingest_root or config.data_root,
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
             name="all", pattern=HOURLY_INGEST_PATTERN if hourly else SPAN_PATTERN)]),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
                 splits=[
-                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=14),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=3),
-                    tfx.proto.SplitConfig.Split(name=EVAL_SPLIT, hash_buckets=3),
+                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=14),
+                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=3),
+                    example_gen_pb2.SplitConfig.Split(name=EVAL_SPLIT, hash_buckets=3),
                 ],
                 # A result page never straddles splits: ranking metrics need whole pages.
                 partition_feature_name="request_id",
@@ -95,11 +104,11 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
         ),
         range_config=range_config,
     )
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file or str(SCHEMA_PATH))
-    statistics_gen = tfx.components.StatisticsGen(
+    schema_gen = ImportSchemaGen(schema_file=config.schema_file or str(SCHEMA_PATH))
+    statistics_gen = StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
     )
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     window = SpanWindow(
@@ -115,13 +124,13 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
     )
     window.add_upstream_node(example_validator)
 
-    latest_blessed = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    latest_blessed = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=Model),
+        model_blessing=Channel(type=ModelBlessing),
     ).with_id("latest_blessed_model")
 
-    trainer_class, custom_config = tfx.components.Trainer, {CUSTOM_CONFIG_KEY: config.train.to_json()}
+    trainer_class, custom_config = Trainer, {CUSTOM_CONFIG_KEY: config.train.to_json()}
     if config.vertex_training:
         trainer_class, custom_config = _vertex_trainer(config, custom_config)
     trainer = trainer_class(
@@ -129,14 +138,14 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
         examples=window.outputs["window"],
         schema=schema_gen.outputs["schema"],
         base_model=None if config.from_scratch else latest_blessed.outputs["model"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config=custom_config,
     )
     # The model's tensorflow_text ops must be registered where TFMA loads it: the local run does
     # that in its own process; a compiled step or a cluster runner's workers need the hook.
     needs_hook = platform.evaluator_hook or not beam.runs_in_process(beam_args)
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         # The window's `test` split: the newest span's held-out pages with their IPS weights.
         examples=window.outputs["window"],
         example_splits=[EVAL_SPLIT],

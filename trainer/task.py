@@ -233,10 +233,21 @@ def rebuild(base: export.BaseModel) -> Trained:
 
 
 def _build(config: TrainConfig, vocabs: Vocabularies):
-    """The serving core, the training-only position tower (or None) and the model training fits."""
-    core = skip_autograph(build_core(config, vocabs))
-    tower = build_position_tower(config) if config.position_bias == "tower" else None
-    return core, tower, skip_autograph(build_training_model(core, tower, config))
+    """The serving core, the training-only position tower (or None) and the model training fits.
+
+    Built with AutoGraph off: tf_keras converts every subclassed layer's `call` (BERT blocks,
+    tokenizer, wide cross) while it builds a functional model, and AutoGraph then converts the
+    tf_keras code those calls reach as well; none of it branches on a tensor, and the
+    conversions cost most of the build's CPU time.
+    """
+    core = skip_autograph(_plain(build_core)(config, vocabs))
+    tower = _plain(build_position_tower)(config) if config.position_bias == "tower" else None
+    return core, tower, skip_autograph(_plain(build_training_model)(core, tower, config))
+
+
+def _plain(fn):
+    """`fn` run without AutoGraph conversion (graph code with no tensor-dependent Python control flow)."""
+    return tf.autograph.experimental.do_not_convert(fn)
 
 
 VAL_AUC = f"val_{PURCHASE_OUTPUT}_auc"
@@ -350,11 +361,11 @@ def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, tr
                                       repeat=True)
     if config.distill_weight > 0 and base is not None:
         train_ds = _with_soft_labels(train_ds, base, config.distill_weight)
-    train_ds = train_ds.map(lambda x, y, w: (_preprocessed(preprocessor, x), y, w),
+    train_ds = train_ds.map(_plain(lambda x, y, w: (_preprocessed(preprocessor, x), y, w)),
                             num_parallel_calls=tf.data.AUTOTUNE)
     # With several replicas the last, smaller eval batch could not be split into whole pages: dropped.
     eval_ds = data.make_page_dataset(eval_files, pages_per_batch, list_size, shuffle=False, seed=config.seed,
-                                     preprocess=preprocessor, drop_remainder=even_batches)
+                                     preprocess=_plain(preprocessor), drop_remainder=even_batches)
     monitor, mode = {"auc": (VAL_AUC, "max"), "loss": ("val_loss", "min"),
                      "purchase": (VAL_PURCHASE_OBJECTIVE, "min")}[config.early_stopping_metric]
     callbacks: list[keras.callbacks.Callback] = [
@@ -366,7 +377,7 @@ def _fit(model: keras.Model, preprocessor: Preprocessor, config: TrainConfig, tr
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50, profile_batch=0,
                                                      write_graph=False))
     if not even_batches:
-        _build_training_state(model, train_ds)
+        _plain(_build_training_state)(model, train_ds)  # eager: AutoGraph would only convert, not change it
     started = time.time()
     history = model.fit(
         train_ds,

@@ -94,3 +94,22 @@ def test_warmup_requests_ship_with_the_version(exported):
     inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
     scores = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})["score"]
     assert scores.shape[0] == len(inputs["query"])
+
+
+@pytest.mark.parametrize("save_traces", [True, False])
+def test_weights_read_back_from_versions_saved_with_and_without_keras_traces(tmp_path, save_traces):
+    # Versions pushed before exports left out Keras' layer traces carry them; a warm start from
+    # either kind must read the same weights, by variable name, without loading the SavedModel.
+    import tf_keras as keras
+    from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
+
+    inputs = keras.Input(shape=(3,))
+    ranker = keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Dense(4, name="hidden")(inputs)))
+    module = tf.Module()
+    module.ranker, module.other = ranker, tf.Variable([1.0], name="not_the_ranker")
+    with keras_option_scope(save_traces=save_traces):
+        tf.saved_model.save(module, str(tmp_path))
+    weights = export.read_weights(str(tmp_path), children=("ranker",))
+    assert set(weights) == {v.name for v in ranker.variables}
+    for v in ranker.variables:
+        np.testing.assert_array_equal(weights[v.name], v.numpy())
