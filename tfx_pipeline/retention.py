@@ -35,13 +35,13 @@ longer on disk is no longer aspired). The caller holds the home lock: no run pus
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
 import time
 
 from serving.versions import finished_versions, parse_version
+from tfx_pipeline import span_index
 from tfx_pipeline.config import DEFAULT_KEEP_VERSIONS
 from tfx_pipeline.home import Home
 from tfx_pipeline.lineage import Lineage, custom
@@ -172,7 +172,7 @@ def _plan_outputs(steps: Plan, layout: Home, lineage: Lineage, pushes, newest_bl
     if newest_blessed is not None:
         for artifact in newest_blessed:
             protected.setdefault(artifact.id, "the newest blessed model: the next warm start and baseline")
-    index = _span_index(layout.span_index_dir)
+    index = span_index.read_entries(layout.span_index_dir)
     in_window, outside = index[-steps.window:], index[:-steps.window]
     steps.window_spans = [str(entry.get("date", entry["span"])) for _, entry in in_window]
     for _, entry in in_window:
@@ -358,20 +358,6 @@ def _version_dirs(serving_dir: str) -> dict[int, str]:
         if number in finished:
             found.setdefault(number, os.path.join(serving_dir, name))
     return found
-
-
-def _span_index(directory: str) -> list[tuple[str, dict]]:
-    """SpanWindow's index entries (path, entry), oldest span first."""
-    entries = []
-    for name in _listdir(directory):
-        if name.endswith(".json"):
-            path = os.path.join(directory, name)
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    entries.append((path, json.load(handle)))
-            except (OSError, ValueError):
-                continue
-    return sorted(entries, key=lambda pair: pair[1]["span"])
 
 
 def _tail(uri: str) -> str:

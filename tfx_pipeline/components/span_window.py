@@ -32,7 +32,7 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, ExampleStatistics, Schema
 from tfx.utils import io_utils
 
-from tfx_pipeline import data_gate, ips_split, label_check
+from tfx_pipeline import data_gate, ips_split, label_check, span_index
 from tfx_pipeline.spans import DAY, Span
 from trainer import propensity
 from trainer.config import CLICK_KEY, GROUP_KEY, LABEL_KEY, POSITION_KEY
@@ -107,21 +107,17 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
 
 
 class SpanIndex:
-    """One JSON file per validated span: `<index_dir>/<span>.json`; the newest write wins."""
+    """One JSON file per validated span (tfx_pipeline/span_index.py); the newest write wins."""
 
     def __init__(self, directory: str):
         self.directory = directory
         tf.io.gfile.makedirs(directory)
 
     def _path(self, span: int) -> str:
-        return os.path.join(self.directory, f"{span:06d}.json")
+        return span_index.entry_path(self.directory, span)
 
     def all(self) -> list[dict]:
-        entries = []
-        for path in sorted(tf.io.gfile.glob(os.path.join(self.directory, "*.json"))):
-            with tf.io.gfile.GFile(path) as f:
-                entries.append(json.load(f))
-        return sorted(entries, key=lambda e: e["span"])
+        return [entry for _, entry in span_index.read_entries(self.directory, tf.io.gfile.listdir, tf.io.gfile.GFile)]
 
     def get(self, span: int) -> dict:
         with tf.io.gfile.GFile(self._path(span)) as f:
