@@ -47,6 +47,12 @@ VARIANTS: dict[str, tuple] = {
     "average0.5_selected_2pass_lr3e-3": (0.0, {"warm_start_epochs": 2, "base_weight_share": 0.5,
                                                "base_weight_select": True}),
     "partial_replay0.3_2pass_lr3e-3": (0.3, {"warm_start_epochs": 2, "update_mode": "partial"}),
+    # Shrink and perturb before the two-pass default (Ash & Adams 2020): plasticity of a warm start.
+    "shrink0.3_perturb0.1_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_shrink": 0.3, "warm_start_perturb": 0.1}),
+    "shrink0.5_perturb0.1_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_shrink": 0.5, "warm_start_perturb": 0.1}),
+    "shrink0.8_perturb0.1_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_shrink": 0.8, "warm_start_perturb": 0.1}),
+    "shrink0.5_perturb0.1_replay0.3_2pass": (0.3, {"warm_start_epochs": 2, "warm_start_shrink": 0.5,
+                                                   "warm_start_perturb": 0.1}),
 }
 
 

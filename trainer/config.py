@@ -126,6 +126,12 @@ class TrainConfig:
     base_weight_share: float = 0.0
     # Keep that average only when the newest span's eval split prefers it (purchase objective).
     base_weight_select: bool = False
+    # Shrink and perturb before a warm-started update (Ash & Adams, NeurIPS 2020): every restored
+    # weight becomes warm_start_shrink x its base value + warm_start_perturb x the fresh model's
+    # initial value. Warm-started networks are known to generalise worse than fresh ones trained on
+    # the same data; shrinking toward a fresh start restores plasticity. 1.0 and 0.0: off.
+    warm_start_shrink: float = 1.0
+    warm_start_perturb: float = 0.0
     # Vocabulary.
     vocab_size: int = 4000
     init_checkpoint: str | None = None
@@ -189,6 +195,10 @@ class TrainConfig:
                             f"got {self.warm_start_schedule!r}")
         if not 0.0 <= self.base_weight_share < 1.0:
             problems.append(f"base_weight_share must lie in [0, 1), got {self.base_weight_share}")
+        if not 0.0 < self.warm_start_shrink <= 1.0:
+            problems.append(f"warm_start_shrink must lie in (0, 1], got {self.warm_start_shrink}")
+        if not 0.0 <= self.warm_start_perturb <= 1.0:
+            problems.append(f"warm_start_perturb must lie in [0, 1], got {self.warm_start_perturb}")
         if self.anchor_weight < 0:
             problems.append(f"anchor_weight must be >= 0, got {self.anchor_weight}")
         if self.warm_start_epochs is not None and self.warm_start_epochs < 1:

@@ -49,7 +49,7 @@ from trainer.model import (
     skip_autograph,
 )
 from trainer.schedule import WarmupLinearDecay
-from trainer.warm_start import pull_toward_start, restore_weights
+from trainer.warm_start import pull_toward_start, restore_weights, shrink_and_perturb
 
 CUSTOM_CONFIG_KEY = "freshrank_train_config"
 # TF Serving replays warmup requests against the version it is loading; the name is informational.
@@ -169,7 +169,11 @@ def fit(
 
     with strategy.scope():
         core, tower, model = _build(config, vocabs)
+        reshape = base is not None and (config.warm_start_shrink < 1.0 or config.warm_start_perturb > 0.0)
+        fresh = {v.name: v.numpy() for v in model.trainable_variables} if reshape else None
         report = restore_weights(model, base.weights, base.vocabs, vocabs) if base else None
+        if reshape:
+            shrink_and_perturb(model, fresh, report.base_rows, config.warm_start_shrink, config.warm_start_perturb)
         if base is None and config.init_checkpoint:
             from trainer.checkpoint import load_encoder_weights
 

@@ -45,6 +45,27 @@ def pull_toward_start(model: keras.Model, start: dict[str, np.ndarray], base_row
         variable.assign(mixed)
 
 
+def shrink_and_perturb(model: keras.Model, fresh: dict[str, np.ndarray], base_rows: dict[str, np.ndarray],
+                       shrink: float, perturb: float) -> None:
+    """Every restored weight becomes `shrink` x its value + `perturb` x its fresh initial value.
+
+    Shrink and perturb (Ash & Adams, "On warm-starting neural network training", NeurIPS 2020):
+    a network warm-started from one it trained on part of the data generalises worse than a fresh
+    one trained on all of it; shrinking toward zero and adding a little of a fresh initialisation
+    keeps what was learned as a direction while restoring the gradients' reach. Rows of ids the
+    base model never saw are a fresh initialisation already and stay as they are.
+    """
+    for variable in model.variables:
+        if variable.name not in fresh:
+            continue
+        restored = variable.numpy()
+        mixed = shrink * restored + perturb * fresh[variable.name]
+        rows = base_rows.get(variable.name)
+        if rows is not None:
+            mixed[~rows] = restored[~rows]
+        variable.assign(mixed)
+
+
 def restore_weights(
     model: keras.Model,
     base_weights: dict[str, np.ndarray],

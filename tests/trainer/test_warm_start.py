@@ -5,7 +5,7 @@ import pytest
 from trainer import vocab as vocab_lib
 from trainer.config import TrainConfig
 from trainer.model import Vocabularies, build_core
-from trainer.warm_start import pull_toward_start, restore_weights
+from trainer.warm_start import pull_toward_start, restore_weights, shrink_and_perturb
 
 
 def _vocabs(tmp_path, products):
@@ -114,3 +114,28 @@ def test_pulling_toward_the_start_averages_known_weights_and_leaves_new_ids_alon
     np.testing.assert_allclose(after[table][3], start[table][3] + 1.0, atol=1e-6)  # p9: new, kept as trained
     dense = next(n for n in after if "embedding" not in n and "_bias/" not in n)
     np.testing.assert_allclose(after[dense], start[dense] + 0.75, atol=1e-6)
+
+
+def test_shrink_and_perturb_mixes_base_and_fresh_weights_and_leaves_new_ids_alone(tmp_path):
+    """warm_start_shrink / warm_start_perturb (measured, off by default): Ash & Adams' shrink and perturb."""
+    config = TrainConfig()
+    old_vocabs = _vocabs(tmp_path, ["p1", "p2"])
+    old = build_core(config, old_vocabs)
+    new_vocabs = _vocabs(tmp_path, ["p1", "p2", "p9"])
+    new = build_core(config, new_vocabs)
+    fresh = _weights(new)
+    report = restore_weights(new, _weights(old), old_vocabs, new_vocabs)
+    restored = _weights(new)
+    shrink_and_perturb(new, fresh, report.base_rows, shrink=0.5, perturb=0.1)
+    after = _weights(new)
+    table = "product_id_embedding/embeddings:0"
+    np.testing.assert_allclose(after[table][:3], 0.5 * restored[table][:3] + 0.1 * fresh[table][:3], atol=1e-6)
+    np.testing.assert_array_equal(after[table][3], fresh[table][3])  # p9: never seen by the base model
+    dense = next(n for n in after if "embedding" not in n and "_bias/" not in n and np.any(fresh[n] != restored[n]))
+    np.testing.assert_allclose(after[dense], 0.5 * restored[dense] + 0.1 * fresh[dense], atol=1e-6)
+    assert not np.allclose(after[dense], restored[dense])
+
+
+def test_shrink_outside_its_range_is_refused():
+    with pytest.raises(ValueError, match="warm_start_shrink must lie in"):
+        TrainConfig(warm_start_shrink=0.0).validate()
