@@ -47,7 +47,7 @@ def bench_command(out, days, seed, drift, start, requests_per_day, window, epoch
     Exit codes: 0 done (goals are reported, not enforced); 1 stopped by Ctrl-C; 2 bad options.
     """
     import_tensorflow()  # first: its import-time noise stays off the terminal
-    from freshrank.bench.report import table, write_all
+    from freshrank.bench.report import phase_breakdown, table, write_all
     from freshrank.bench.runner import BenchSettings, run_bench
     from freshrank.cli_options import load_train_config
 
@@ -71,4 +71,4 @@ def bench_command(out, days, seed, drift, start, requests_per_day, window, epoch
     for goal, verdict in results["goals"].items():
         click.echo(f"{goal}: {'met' if verdict['met'] else 'missed'}")
     click.echo("wrote " + ", ".join(paths))
-    click.echo(f"bench wall time: {(time.time() - started) / 60:.1f} min")
+    click.echo(f"bench wall time: {(time.time() - started) / 60:.1f} min{phase_breakdown(results)}")

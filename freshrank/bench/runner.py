@@ -175,8 +175,11 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
         shutil.rmtree(path, ignore_errors=True)
     say(f"bench: {settings.days} spans of a {settings.drift} stream (seed {settings.seed}, "
         f"{settings.requests_per_day} searches/day, from {settings.start}) in {stream_dir}")
+    phases: dict[str, float] = {}  # where the wall time went, in seconds
+    clock = time.time()
     spans = write_stream(stream_dir, settings.start, settings.days, settings.requests_per_day, settings.seed,
                          settings.drift, progress=lambda line: say("  " + line))
+    phases["stream"], clock = time.time() - clock, time.time()
     read_split.cache_clear()  # a rerun into the same `out` rewrote the files behind those paths
     pipeline_window = settings.pipeline_window or _pipeline_window()
     stream = _Stream(spans, settings, pipeline_window)
@@ -190,6 +193,7 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
         plan[strategy.name] = strategy
 
     first, _ = _fit(Strategy("initial", warm=False), 0, None, spans, settings, models_dir)
+    phases["first_model"], clock = time.time() - clock, time.time()
     first_view = _View(first, stream)
     say(f"  first model (span {spans[0].date}): next span {first_view.expected(1).line()}; "
         f"{first.facts['train_seconds']:.0f}s")
@@ -203,14 +207,20 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
     static.early = [first_view.early()]
 
     updating = [strategy for strategy in plan.values() if strategy.updates]
-    if settings.jobs <= 1 or len(updating) <= 1:
+    parallel = settings.jobs > 1 and len(updating) > 1
+    if parallel:
+        _score_everywhere(first_view, settings)
+    phases["first_model_scoring"], clock = time.time() - clock, time.time()
+    if not parallel:
         for strategy in updating:
             tallies[strategy.name] = _run_strategy(strategy, first_view, stream, settings, models_dir, say)
     else:
         tallies.update(_run_in_processes(updating, first, first_view, spans, settings, pipeline_window,
                                          models_dir, say))
+    phases["updates"] = time.time() - clock
     results = _results(settings, spans, tallies, first_view)
     results["wall_seconds"] = round(time.time() - started, 1)
+    results["phase_seconds"] = {name: round(seconds, 1) for name, seconds in phases.items()}
     return results
 
 
@@ -270,6 +280,16 @@ def _run_strategy(strategy: Strategy, first_view: _View, stream: _Stream, settin
     return tally
 
 
+def _score_everywhere(view: _View, settings: BenchSettings) -> None:
+    """Scores `view`'s model on every span a strategy may ask it about (next spans, test splits, the early span)."""
+    for t in range(0, settings.days):
+        if t >= 1:
+            view.expected(t)
+        if t < settings.days - 1:
+            view.test(t)
+    view.early()
+
+
 def _cost(strategy: Strategy, settings: BenchSettings) -> float:
     """A strategy's updates in seconds of one pass over a span (about 10 s on 2 cores): each update
     pays about 4.5 of them in fixed cost (building, tracing, scoring; measured on 2 cores) plus its
@@ -291,18 +311,13 @@ def _run_in_processes(updating: list[Strategy], first, first_view: _View, spans:
 
     Tracing and graph building, most of a small update's cost on 2 cores, run on one Python
     thread, so two processes keep both cores busy. Each process rebuilds the first model from its
-    weights (`trainer.task.rebuild`: the same scores) and reads the first model's scores from here.
+    weights (`trainer.task.rebuild`: the same scores) and reads the first model's scores from here
+    (`first_view` has scored everything a worker would otherwise score again: `_score_everywhere`).
     """
     import concurrent.futures
     import multiprocessing
     import queue as queue_lib
 
-    for t in range(0, settings.days):  # everything a worker would otherwise score again
-        if t >= 1:
-            first_view.expected(t)
-        if t < settings.days - 1:
-            first_view.test(t)
-    first_view.early()
     loads: list[list[Strategy]] = [[] for _ in range(min(settings.jobs, len(updating)))]
     for strategy in sorted(updating, key=lambda s: -_cost(s, settings)):
         min(loads, key=lambda group: sum(_cost(s, settings) for s in group)).append(strategy)

@@ -86,3 +86,9 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     assert "| pipeline_default |" in report and "mean_gap_share" in report and "agrees with the truth" in report
     with open(paths[2], "rb") as f:
         assert f.read(4) == b"\x89PNG"
+    # Where the wall time went, phase by phase, adds up to (nearly) all of it; bench.md says so.
+    phases = loaded["phase_seconds"]
+    assert set(phases) == {"stream", "first_model", "first_model_scoring", "updates"}
+    assert all(seconds >= 0 for seconds in phases.values()) and phases["updates"] > 0
+    assert sum(phases.values()) <= loaded["wall_seconds"] <= sum(phases.values()) + 30
+    assert "first model" in open(paths[1], encoding="utf-8").read()
