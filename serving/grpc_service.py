@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent import futures
 from typing import Any
 
 import grpc
@@ -22,6 +21,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving import errors
+from serving.executor import LifoThreadPool
 from serving.manager import ModelManager
 from serving.metrics import Metrics
 
@@ -163,8 +163,7 @@ def create_server(manager: ModelManager, metrics: Metrics | None, *, max_threads
     ]
     overridden = {key for key, _ in extra_options}
     options = [o for o in options if o[0] not in overridden] + list(extra_options)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_threads,
-                                                    thread_name_prefix="grpc"),
+    server = grpc.server(LifoThreadPool(max_threads, thread_name_prefix="grpc"),
                          options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(manager, metrics), server)
