@@ -48,11 +48,16 @@ def export_commit(commit: str, into: Path) -> Path:
     return into
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads."""
+def process_counters(pid: int) -> tuple[float, int]:
+    """(utime + stime in seconds, minor page faults) of a process, all its threads."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[7])
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads."""
+    return process_counters(pid)[0]
 
 
 class TreeServer(ServerProcess):
@@ -80,7 +85,7 @@ def measure(servers: dict[str, TreeServer], payload: bytes, blocks: int, seconds
             bench.run_threads(prime_clients, primer, 1.0, 0.1)
             primer.close()
     loads = {key: bench.GrpcClients(s.address, clients, payload) for key, s in servers.items()}
-    out = {key: {"p50": [], "cpu": [], "rps": []} for key in servers}
+    out = {key: {"p50": [], "cpu": [], "rps": [], "faults": []} for key in servers}
     try:
         for load in loads.values():  # warm both up
             bench.run_threads(clients, load, 0.3, 0.2)
@@ -88,9 +93,11 @@ def measure(servers: dict[str, TreeServer], payload: bytes, blocks: int, seconds
         for block in range(blocks):
             for key in (keys if block % 2 == 0 else keys[::-1]):
                 pid = servers[key].proc.pid
-                cpu_before = process_cpu_seconds(pid)
+                cpu_before, faults_before = process_counters(pid)
                 latencies, _failed, elapsed = bench.run_threads(clients, loads[key], seconds, 0.05)
-                cpu = process_cpu_seconds(pid) - cpu_before
+                cpu_after, faults_after = process_counters(pid)
+                cpu = cpu_after - cpu_before
+                out[key]["faults"].append((faults_after - faults_before) / max(1, len(latencies)))
                 out[key]["p50"].append(float(np.median(latencies)) * 1000.0 if latencies
                                        else float("nan"))
                 out[key]["cpu"].append(cpu * 1000.0 / max(1, len(latencies)))
@@ -181,7 +188,7 @@ def main() -> int:
             for key in ("A", "B"):
                 print(f"  {key}: p50 {spread(out[key]['p50'])} ms, server CPU "
                       f"{spread(out[key]['cpu'])} ms/request, {np.median(out[key]['rps']):.0f}"
-                      " req/s")
+                      f" req/s, {np.median(out[key]['faults']):.1f} page faults/request")
             print(f"  B - A p50, paired by block: {spread(delta)} ms", flush=True)
     finally:
         for server in servers.values():
