@@ -15,6 +15,11 @@ TF Serving's SharedBatchScheduler and BatchingSession:
 - pad_variable_length_inputs: tasks whose inputs differ beyond dimension 0 are padded to a common
   shape (with the tensor's first element). Without it, such tasks go to separate queues instead
   of failing the whole batch as TF Serving would.
+
+One difference in how, not what: with batch_timeout_micros 0, a task that finds nothing queued to
+join and a batch slot free (fewer than num_batch_threads batches running) runs as its own batch in
+the calling thread, which is what an idle batch thread would do at once, minus the two thread
+hand-offs; it holds a slot while it runs.
 """
 from __future__ import annotations
 
