@@ -17,6 +17,8 @@ Modules, one job each:
   metrics        Prometheus counters and histograms
   rest_json      TF Serving's REST JSON formats
   grpc_service   PredictionService and ModelService
+  predict_wire   gRPC Predict requests parsed without protobuf's map container
+  executor       the gRPC handler threads (most recently idle thread first)
   rest           the HTTP server
   main           the `freshrank-model-server` entry point
   client         the ranking client (`freshrank rank`) and the warmup file writer

@@ -15,6 +15,11 @@ TF Serving's SharedBatchScheduler and BatchingSession:
 - pad_variable_length_inputs: tasks whose inputs differ beyond dimension 0 are padded to a common
   shape (with the tensor's first element). Without it, such tasks go to separate queues instead
   of failing the whole batch as TF Serving would.
+
+One difference in how, not what: with batch_timeout_micros 0, a task that finds nothing queued to
+join and a batch slot free (fewer than num_batch_threads batches running) runs as its own batch in
+the calling thread, which is what an idle batch thread would do at once, minus the two thread
+hand-offs; it holds a slot while it runs.
 """
 from __future__ import annotations
 
@@ -140,6 +145,7 @@ class BatchScheduler:
         self._on_batch = on_batch
         self._cv = threading.Condition()
         self._queues: dict[Hashable, _Queue] = {}
+        self._running = 0  # batches being run, by batch threads or (lone tasks) their callers
         self._stopped = False
         self._threads = [
             threading.Thread(target=self._work, name=f"batch_threads_{i}", daemon=True)
@@ -173,22 +179,55 @@ class BatchScheduler:
             queue = self._queues.get(queue_key)
             if queue is None:
                 queue = self._queues[queue_key] = _Queue(queue_key, runner)
-            if queue.open is not None and queue.open.size + size > self.options.max_batch_size:
-                queue.closed.append(queue.open)
-                queue.open = None
-            if queue.open is None:
-                if len(queue.closed) >= self.options.max_enqueued_batches:
-                    raise errors.unavailable(
-                        "The batch scheduling queue to which this task was submitted is full"
-                    )
-                queue.open = _Batch(time.monotonic() + timeout_s)
-            queue.open.tasks.append(task)
-            queue.open.size += size
-            if queue.open.size >= self.options.max_batch_size:
-                queue.closed.append(queue.open)
-                queue.open = None
-            self._cv.notify()
+            # A lone task with no timeout to wait for company, nothing queued to join and a
+            # batch slot free would be picked up by an idle batch thread at once and run alone:
+            # run it here instead, and save the two thread hand-offs (there and back).
+            inline = (timeout_s == 0 and queue.open is None and not queue.closed
+                      and self._running < self.options.num_batch_threads)
+            if inline:
+                self._running += 1
+            else:
+                self._enqueue(queue, task, timeout_s)
+        if inline:
+            return self._run_inline(runner, task)
         task.done.acquire()
+        if task.error is not None:
+            raise task.error
+        assert task.result is not None
+        return task.result
+
+    def _enqueue(self, queue: _Queue, task: _Task, timeout_s: float) -> None:
+        """Adds a task to its queue's open batch (under `_cv`), for a batch thread to run."""
+        size = task.size
+        if queue.open is not None and queue.open.size + size > self.options.max_batch_size:
+            queue.closed.append(queue.open)
+            queue.open = None
+        if queue.open is None:
+            if len(queue.closed) >= self.options.max_enqueued_batches:
+                raise errors.unavailable(
+                    "The batch scheduling queue to which this task was submitted is full"
+                )
+            queue.open = _Batch(time.monotonic() + timeout_s)
+        queue.open.tasks.append(task)
+        queue.open.size += size
+        if queue.open.size >= self.options.max_batch_size:
+            queue.closed.append(queue.open)
+            queue.open = None
+        self._cv.notify()
+
+    def _run_inline(self, runner: BatchRunner, task: _Task) -> list:
+        """Runs a lone task as a batch of its own in the calling thread, holding one of the
+        num_batch_threads slots so that no more batches run at once than TF Serving's would."""
+        batch = _Batch(0.0)
+        batch.tasks.append(task)
+        batch.size = task.size
+        try:
+            self._process(runner, batch)
+        finally:
+            with self._cv:
+                self._running -= 1
+                if any(not q.empty() for q in self._queues.values()):
+                    self._cv.notify()  # work queued while this slot was taken
         if task.error is not None:
             raise task.error
         assert task.result is not None
@@ -221,18 +260,25 @@ class BatchScheduler:
         return min(deadlines) if deadlines else None
 
     def _work(self) -> None:
+        ran = False
         while True:
             with self._cv:
+                if ran:
+                    self._running -= 1
                 picked = None
                 while not self._stopped:
-                    picked = self._next_batch()
-                    if picked is not None:
-                        break
+                    # Lone tasks run in their callers' threads take slots too (`run`).
+                    if self._running < self.options.num_batch_threads:
+                        picked = self._next_batch()
+                        if picked is not None:
+                            break
                     deadline = self._earliest_deadline()
                     wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                     self._cv.wait(wait)
                 if picked is None:
                     return
+                self._running += 1
+                ran = True
                 queue, batch = picked
                 # Round robin: the queue just served goes to the back.
                 self._queues.pop(queue.key, None)

@@ -10,24 +10,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent import futures
 from typing import Any
 
 import grpc
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
+    inference_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
+    predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from serving import errors
+from serving.executor import LifoThreadPool
 from serving.manager import ModelManager
 from serving.metrics import Metrics
+from serving.predict_wire import WirePredictRequest
 
 log = logging.getLogger("serving.grpc")
 
 SIGNATURE_DEF_FIELD = "signature_def"
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 
 
 def _require_model_spec(request: Any) -> None:
@@ -163,14 +169,35 @@ def create_server(manager: ModelManager, metrics: Metrics | None, *, max_threads
     ]
     overridden = {key for key, _ in extra_options}
     options = [o for o in options if o[0] not in overridden] + list(extra_options)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_threads,
-                                                    thread_name_prefix="grpc"),
+    server = grpc.server(LifoThreadPool(max_threads, thread_name_prefix="grpc"),
                          options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(manager, metrics), server)
+    _add_prediction_service(PredictionService(manager, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics),
                                                               server)
     return server
+
+
+def _add_prediction_service(servicer: PredictionService, server: grpc.Server) -> None:
+    """What `prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server` registers,
+    except that Predict's requests are parsed by `serving.predict_wire` (no map container)."""
+    methods = {
+        "Classify": (classification_pb2.ClassificationRequest,
+                     classification_pb2.ClassificationResponse),
+        "Regress": (regression_pb2.RegressionRequest, regression_pb2.RegressionResponse),
+        "Predict": (WirePredictRequest, predict_pb2.PredictResponse),
+        "MultiInference": (inference_pb2.MultiInferenceRequest,
+                           inference_pb2.MultiInferenceResponse),
+        "GetModelMetadata": (get_model_metadata_pb2.GetModelMetadataRequest,
+                             get_model_metadata_pb2.GetModelMetadataResponse),
+    }
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name), request_deserializer=request.FromString,
+            response_serializer=response.SerializeToString)
+        for name, (request, response) in methods.items()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(PREDICTION_SERVICE, handlers),))
 
 
 def server_credentials(ssl_config: Any) -> grpc.ServerCredentials:

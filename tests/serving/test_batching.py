@@ -108,6 +108,60 @@ def test_batch_timeout_holds_a_lone_task_and_zero_timeout_does_not():
         scheduler.stop()
 
 
+class ThreadRecorder(Recorder):
+    """A Recorder that also notes which thread ran each batch and how many ran at once."""
+
+    def __init__(self, gate: threading.Event | None = None):
+        super().__init__(gate=gate)
+        self.threads: list[str] = []
+        self.running = 0
+        self.most_at_once = 0
+
+    def __call__(self, arrays):
+        with self.lock:
+            self.threads.append(threading.current_thread().name)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            return super().__call__(arrays)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_a_lone_task_runs_in_its_callers_thread_only_without_a_timeout():
+    for timeout_us, where in ((0, "caller"), (1_000, "batch_threads_0")):
+        scheduler = BatchScheduler(BatchingOptions(batch_timeout_micros=timeout_us,
+                                                   num_batch_threads=1))
+        runner = ThreadRecorder()
+        caller = threading.Thread(target=scheduler.run, args=("k", runner, [np.ones(2)]),
+                                  name="caller")
+        caller.start()
+        caller.join(10)
+        assert runner.threads == [where]
+        assert scheduler.stats.batches == 1 and scheduler.stats.rows == 2
+        scheduler.stop()
+
+
+def test_a_task_run_in_its_caller_holds_a_batch_thread_slot():
+    gate = threading.Event()
+    scheduler = BatchScheduler(BatchingOptions(num_batch_threads=1))
+    runner = ThreadRecorder(gate=gate)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(scheduler.run, "k", runner, [np.zeros(1)])
+        time.sleep(0.1)  # the first task now runs alone in its caller, held at the gate
+        rest = [pool.submit(scheduler.run, "k", runner, [np.full(1, i)]) for i in (1, 2)]
+        time.sleep(0.1)
+        assert len(runner.threads) == 1  # the others wait for the slot, as for a batch thread
+        gate.set()
+        np.testing.assert_array_equal(first.result(5)[0], [0.0])
+        assert [r.result(5)[0][0] for r in rest] == [2.0, 4.0]
+    assert runner.most_at_once == 1
+    assert runner.threads[1:] == ["batch_threads_0"]  # the two queued together: one batch
+    assert [b[0].tolist() for b in runner.batches][1:] == [[1.0, 2.0]]
+    scheduler.stop()
+
+
 def test_allowed_batch_sizes_pad_the_batch_and_drop_the_padding():
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, allowed_batch_sizes=(2, 4, 8),
                                                num_batch_threads=1))
