@@ -11,7 +11,7 @@ import math
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer.config import BertConfig
+from trainer.config import POOLINGS, BertConfig
 
 
 def _init(config: BertConfig) -> keras.initializers.Initializer:
@@ -90,23 +90,20 @@ def _gelu(x: tf.Tensor) -> tf.Tensor:
     return keras.activations.gelu(x, approximate=False)
 
 
-POOLING = ("cls", "mean")
-
-
 class BertEncoder(keras.layers.Layer):
     """Embeddings, `num_layers` blocks and the tanh pooler over [CLS].
 
     `pooling="mean"` makes `pooled_output` the mask-weighted mean of the token outputs instead,
-    as sentence-transformers fine-tuned all-MiniLM-L6-v2; the pooler is then never built. The
-    default comes from `config.pooling` where the config has that field, else "cls".
+    as sentence-transformers fine-tuned all-MiniLM-L6-v2; the pooler is then never built (so a
+    checkpoint's pooler is not read either). The default is `config.pooling`.
     """
 
     def __init__(self, config: BertConfig, pooling: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        self.pooling = pooling or getattr(config, "pooling", "cls")
-        if self.pooling not in POOLING:
-            raise ValueError(f"pooling must be one of {POOLING}, got {self.pooling!r}")
+        self.pooling = pooling or config.pooling
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         self.embeddings = BertEmbeddings(config, name="embeddings")
         self.blocks = [BertLayer(config, name=f"encoder/layer_{i}") for i in range(config.num_layers)]
         self.pooler = keras.layers.Dense(

@@ -31,6 +31,8 @@ PURCHASE_MODELS = ("ctcvr", "direct")
 POSITION_BIAS_MODES = ("tower", "none")
 WARM_START_SCHEDULES = ("warmup_decay", "decay", "constant")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker", "tpu")  # tf.distribute strategies (trainer/distribution.py)
+# How the encoder turns its token outputs into one vector (trainer/bert.py `BertEncoder`).
+POOLINGS = ("cls", "mean")
 # What a model exported before these settings existed was: read back with these, it warm-starts.
 LEGACY_MODEL_SETTINGS = {"purchase_model": "direct", "position_bias": "none", "user_features": False,
                          "wide": False}
@@ -51,6 +53,11 @@ class BertConfig:
     dropout_rate: float = 0.1
     attention_dropout_rate: float = 0.1
     initializer_range: float = 0.02
+    # "cls": the tanh pooler over [CLS] (BERT's pre-training, Google and Hugging Face BertModel
+    # checkpoints); "mean": the mask-weighted mean of the token outputs, with no pooler, which is
+    # how sentence-transformers checkpoints (all-MiniLM-L6-v2) were trained to make a sentence
+    # vector. Configs written before this field read as "cls", what those models computed.
+    pooling: str = "cls"
 
 
 @dataclasses.dataclass
@@ -90,6 +97,13 @@ class TrainConfig:
     user_features: bool = False
     # Optimisation.
     learning_rate: float = 3e-3
+    # The BERT encoder's own peak rate (its `bert/...` variables; trainer/part_rates.py), with the
+    # same schedule shape; everything else (wide part, id embeddings, heads, position tower) keeps
+    # `learning_rate`. A pretrained encoder wants a fine-tuning rate (1e-5 to 1e-4) that would leave
+    # the randomly initialised rest nearly untrained. None: the encoder trains at `learning_rate`.
+    # A warm-started update scales it by the same ratio: the encoder's peak is
+    # warm_start_learning_rate x encoder_learning_rate / learning_rate.
+    encoder_learning_rate: float | None = None
     # A warm-started update: two passes over the newest span at the from-scratch peak rate, with
     # warm-up and decay, and no replay of older spans. Measured against full retraining (7-span
     # window, 3 epochs, from scratch) on a mild and a strong stream (benchmarks/update_sweep.py,
@@ -207,6 +221,11 @@ class TrainConfig:
             problems.append("batch_size and epochs must be >= 1")
         if self.learning_rate <= 0 or self.warm_start_learning_rate <= 0:
             problems.append("learning rates must be > 0")
+        if self.encoder_learning_rate is not None and not self.encoder_learning_rate > 0:
+            problems.append(f"encoder_learning_rate must be > 0 (or null: the same as learning_rate), "
+                            f"got {self.encoder_learning_rate}")
+        if self.bert.pooling not in POOLINGS:
+            problems.append(f"bert.pooling must be one of {POOLINGS}, got {self.bert.pooling!r}")
         if self.bert.hidden_size % self.bert.num_heads:
             problems.append(
                 f"hidden_size {self.bert.hidden_size} must be divisible by num_heads {self.bert.num_heads}"

@@ -48,6 +48,7 @@ from trainer.model import (
     raw_input_specs,
     skip_autograph,
 )
+from trainer.part_rates import PartRateAdamW, encoder_variables
 from trainer.schedule import WarmupLinearDecay
 from trainer.warm_start import pull_toward_start, restore_weights, shrink_and_perturb
 
@@ -283,7 +284,8 @@ def _architecture(config: TrainConfig, base: export.BaseModel | None) -> TrainCo
         from trainer.checkpoint import read_bert_config
 
         bert = read_bert_config(config.init_checkpoint, config.bert.max_seq_length, init_layers=config.init_layers)
-        return dataclasses.replace(config, bert=bert)
+        # The checkpoint fixes the shape; how it is pooled stays this config's choice.
+        return dataclasses.replace(config, bert=dataclasses.replace(bert, pooling=config.bert.pooling))
     if config.init_layers is not None:
         raise ValueError(f"init_layers {config.init_layers} needs init_checkpoint: it keeps a checkpoint's layers")
     return config
@@ -298,9 +300,13 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm
     else:
         warmup = int(total_steps * config.warmup_fraction) if kind == "warmup_decay" else 0
         schedule = WarmupLinearDecay(peak, total_steps, warmup)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6, clipnorm=1.0
-    )
+    settings = dict(learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6, clipnorm=1.0)
+    if config.encoder_learning_rate is None:
+        optimizer = keras.optimizers.AdamW(**settings)
+    else:
+        # The encoder's peak over the rest's, the same on a warm-started update (docs/pretrained.md).
+        optimizer = PartRateAdamW(_encoder_part(model, config), config.encoder_learning_rate / config.learning_rate,
+                                  **settings)
     # The wide part has its own L2 penalty; position logits are not weights to shrink.
     optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias", POSITION_TOWER, "wide"])
     listwise = listwise_softmax_loss(list_size)
@@ -313,6 +319,18 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm
                       CLICK_LIST_OUTPUT: config.listwise_weight * config.click_loss_weight},
         weighted_metrics={PURCHASE_OUTPUT: [ProbabilityAUC(name="auc")]},
     )
+
+
+def _encoder_part(model: keras.Model, config: TrainConfig) -> list[tf.Variable]:
+    """The trainable encoder variables `encoder_learning_rate` applies to; refused when there are none."""
+    variables = encoder_variables(model)
+    if not variables:
+        raise ValueError(
+            f"encoder_learning_rate {config.encoder_learning_rate} is set, but no encoder variable is trained "
+            f"(update_mode {config.update_mode!r}, frozen_layers {config.frozen_layers}, "
+            f"{config.bert.num_layers} layers, pooling {config.bert.pooling!r}): leave encoder_learning_rate "
+            "out, or lower frozen_layers so part of the encoder trains")
+    return variables
 
 
 def _average_with_base(model: keras.Model, start: dict, base_rows: dict, config: TrainConfig,
@@ -531,6 +549,9 @@ def _log_hparams(log_dir: str, config: TrainConfig, facts: dict) -> None:
     flat = {
         "learning_rate": config.learning_rate,
         "warm_start_learning_rate": config.warm_start_learning_rate,
+        # The rate the encoder got: its own where set, else the rest's (hparams hold no None).
+        "encoder_learning_rate": config.encoder_learning_rate or config.learning_rate,
+        "pooling": config.bert.pooling,
         "batch_size": config.batch_size,
         "epochs": config.epochs,
         "update_mode": config.update_mode,

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from trainer.config import TrainConfig
@@ -21,8 +23,20 @@ def test_round_trip_through_json():
         ({"distribution": "gpu"}, "distribution"),
         ({"warm_start_epochs": 0}, "warm_start_epochs"),
         ({"early_stopping_metric": "ndcg"}, "early_stopping_metric"),
+        ({"encoder_learning_rate": 0.0}, "encoder_learning_rate must be > 0"),
+        ({"encoder_learning_rate": -1e-4}, "encoder_learning_rate must be > 0"),
+        ({"bert": {"pooling": "max"}}, "bert.pooling must be one of"),
     ],
 )
 def test_bad_settings_name_the_setting(raw, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_dict(raw)
+
+
+def test_a_config_written_before_pooling_and_encoder_rates_existed_reads_as_what_it_was():
+    """model.json of older exports has neither field: [CLS] pooling, one rate for the whole model."""
+    raw = json.loads(TrainConfig().to_json())
+    del raw["bert"]["pooling"], raw["encoder_learning_rate"]
+    old = TrainConfig.from_dict(raw)
+    assert old.bert.pooling == "cls" and old.encoder_learning_rate is None
+    assert TrainConfig.from_dict({"bert": {"pooling": "mean"}, "encoder_learning_rate": 1e-4}).bert.pooling == "mean"

@@ -397,6 +397,32 @@ def test_mean_pooling_is_the_masked_mean_of_the_token_outputs(tmp_path):
         BertEncoder(bert, pooling="max")
 
 
+def test_mean_pooling_is_chosen_by_the_train_config_and_kept_by_a_warm_start(tmp_path):
+    """bert.pooling "mean" from the config survives the checkpoint's config, needs no pooler in
+    the file (sentence-transformers checkpoints may lack one; with "cls" its absence is refused:
+    test_missing_pooler_is_named), and a warm start keeps the base
+    model's pooling whatever the update asks for (it is architecture). A config from before the
+    field reads as "cls", what those models computed (tests/trainer/test_config.py)."""
+    from trainer.task import fit
+
+    write_hf_checkpoint(tmp_path / "ckpt", drop=("pooler.dense.weight", "pooler.dense.bias"))
+    data_dir = tmp_path / "examples"
+    write_examples(str(data_dir / "Split-train" / "data_tfrecord-00000-of-00001.gz"), 48, seed=0)
+    write_examples(str(data_dir / "Split-eval" / "data_tfrecord-00000-of-00001.gz"), 16, seed=1)
+    files = ([str(data_dir / "Split-train" / "*")], [str(data_dir / "Split-eval" / "*")])
+    settings = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8}
+    config = TrainConfig.from_dict({**settings, "init_checkpoint": str(tmp_path / "ckpt"),
+                                    "bert": {"pooling": "mean", "max_seq_length": 16}})
+    first = fit(config, *files, None, None)
+    assert first.config.bert.pooling == "mean" and first.config.bert.hidden_size == HF_CONFIG["hidden_size"]
+    assert first.core.get_layer("bert").pooling == "mean"
+    assert not any("pooler" in v.name for v in first.variables())
+
+    update = fit(TrainConfig.from_dict({**settings, "bert": {"max_seq_length": 16}}), *files, None, first.as_base())
+    assert update.config.bert.pooling == "mean" and update.core.get_layer("bert").pooling == "mean"
+    assert not any("pooler" in v.name for v in update.variables())
+
+
 def test_half_precision_tensors_widen_to_float32(tmp_path):
     """bfloat16 (written by hand: numpy alone has no such dtype) and float16 load as float32."""
     import struct
