@@ -51,6 +51,10 @@ VARIANTS: dict[str, tuple] = {
     "shrink0.3_perturb0.1_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_shrink": 0.3, "warm_start_perturb": 0.1}),
     "shrink0.5_perturb0.1_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_shrink": 0.5, "warm_start_perturb": 0.1}),
     "shrink0.8_perturb0.1_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_shrink": 0.8, "warm_start_perturb": 0.1}),
+    # The encoder's own rate in a warm update (encoder_learning_rate; the rest at 3e-3): slower
+    # shared text weights, the id rows and heads as fast as before.
+    "encoder_rate3e-4_2pass": (0.0, {"warm_start_epochs": 2, "encoder_learning_rate": 3e-4}),
+    "encoder_rate1e-3_2pass": (0.0, {"warm_start_epochs": 2, "encoder_learning_rate": 1e-3}),
     "shrink0.5_perturb0.1_replay0.3_2pass": (0.3, {"warm_start_epochs": 2, "warm_start_shrink": 0.5,
                                                    "warm_start_perturb": 0.1}),
 }
