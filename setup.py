@@ -41,6 +41,9 @@ STACK = [
 DEV = [
     "pytest==9.2.0",
     "pytest-timeout==2.4.0",
+    # `make test` runs the suite on two processes (Makefile TEST_WORKERS).
+    "pytest-xdist==3.8.0",
+    "execnet==2.1.2",
     "hypothesis==6.168.5",
     "ruff==0.17.6",
     # The model-server tests watch process trees and make TLS certificates.
