@@ -26,7 +26,10 @@ def training_flops_per_example(core: keras.Model, config: TrainConfig) -> dict[s
 
     The encoder runs once per impression over `max_seq_length` tokens (query and title as one
     pair); per block: its projections for every token plus the attention's two S x S x hidden
-    products. The pooler and the head run once per impression.
+    products. The pooler and the head run once per impression. Batches are padded only to their
+    longest pair (trainer/text.py), so the work done is less than this nominal count (about 0.6
+    of it on the generated market); every strategy is counted the same way, so the ratios between
+    them, which is what the bench compares, are unaffected.
     """
     seq, hidden = config.bert.max_seq_length, config.bert.hidden_size
     encoder = core.get_layer("bert")

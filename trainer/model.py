@@ -95,9 +95,9 @@ class Preprocessor(tf.Module):
 def build_core(config: TrainConfig, vocabs: Vocabularies) -> keras.Model:
     """The network: encoder inputs, id rows, price and lexical match -> {'purchase_logit', 'click_logit'}."""
     bert_config = dataclasses.replace(config.bert, vocab_size=len(vocabs.wordpiece))
-    seq = bert_config.max_seq_length
+    # The width is each batch's longest pair (trainer/text.py), at most max_seq_length.
     inputs = {
-        name: keras.Input(shape=(seq,), dtype=tf.int64, name=name)
+        name: keras.Input(shape=(None,), dtype=tf.int64, name=name)
         for name in ("input_word_ids", "input_mask", "input_type_ids")
     }
     for feature in config.id_features():

@@ -71,7 +71,8 @@ def test_serving_takes_no_position_and_scores_do_not_depend_on_one(trained):
     rows = {"query": ["shoes"] * 2, "title": ["Nike running shoes"] * 2, "brand": ["b"] * 2,
             "category": ["c"] * 2, "product_id": ["p0"] * 2, "price": [10.0, 10.0]}
     scores = signature(**{k: tf.constant(v) for k, v in rows.items()})["score"].numpy()
-    assert scores[0] == scores[1]
+    # Equal up to float rounding: rows of one batch may take different vectorised paths in the matmuls.
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-6)
     # The products were equally attractive wherever they were shown: once position is explained
     # by the tower, the served scores of the five titles are close to one another.
     titles = ["Nike running shoes", "Xiaomi 5g phone", "red phone case", "跑 鞋 男 run", "the red shoes"]

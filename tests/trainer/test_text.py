@@ -6,21 +6,37 @@ from trainer import vocab as vocab_lib
 from trainer.text import PairTokenizer, overlap
 
 
-def _tokenizer(tmp_path, max_seq_length=12):
+def _tokenizer(tmp_path, max_seq_length=12, pad_to_longest=True):
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "nike", "running", "shoes", "跑", "鞋", "red"]
     path = tmp_path / "vocab.txt"
     vocab_lib.write_lines(str(path), words)
-    return PairTokenizer(str(path), words, max_seq_length), words
+    return PairTokenizer(str(path), words, max_seq_length, pad_to_longest=pad_to_longest), words
 
 
 def test_pair_is_cls_query_sep_document_sep_padded(tmp_path):
-    tok, words = _tokenizer(tmp_path)
+    tok, words = _tokenizer(tmp_path, pad_to_longest=False)
     out = tok(tf.constant(["Nike 跑鞋"]), tf.constant(["red running shoes"]))
     ids = [words[i] for i in out["input_word_ids"].numpy()[0]]
     assert ids == ["[CLS]", "nike", "跑", "鞋", "[SEP]", "red", "running", "shoes", "[SEP]",
                    "[PAD]", "[PAD]", "[PAD]"]
     assert out["input_type_ids"].numpy()[0].tolist() == [0] * 5 + [1] * 4 + [0] * 3
     assert out["input_mask"].numpy()[0].tolist() == [1] * 9 + [0] * 3
+
+
+def test_a_batch_is_padded_to_its_longest_pair_only(tmp_path):
+    tok, words = _tokenizer(tmp_path)
+    out = tok(tf.constant(["nike", "red"]), tf.constant(["red running shoes", "shoes"]))
+    assert out["input_word_ids"].shape == (2, 7)  # the longest pair, not max_seq_length (12)
+    assert [words[i] for i in out["input_word_ids"].numpy()[1]] == ["[CLS]", "red", "[SEP]", "shoes", "[SEP]",
+                                                                    "[PAD]", "[PAD]"]
+    assert out["input_mask"].numpy().tolist() == [[1] * 7, [1] * 5 + [0] * 2]
+    full, _ = _tokenizer(tmp_path, pad_to_longest=False)
+    padded = full(tf.constant(["nike", "red"]), tf.constant(["red running shoes", "shoes"]))
+    for name, value in out.items():
+        np.testing.assert_array_equal(value.numpy(), padded[name].numpy()[:, :7])
+        assert not padded[name].numpy()[:, 7:].any()  # what was cut off is padding only
+    empty = tok(tf.constant([], tf.string), tf.constant([], tf.string))
+    assert empty["input_word_ids"].shape == (0, 1)
 
 
 def test_long_pairs_are_trimmed_to_the_sequence_length(tmp_path):
@@ -51,3 +67,31 @@ def test_trim_matches_tf_text_round_robin_trimmer():
         theirs = tf_text.RoundRobinTrimmer(max_seq_length=budget).trim([first, second])
         for a, b in zip(ours, theirs, strict=True):
             assert a.to_list() == b.to_list(), budget
+
+
+def test_a_ranker_scores_the_same_whatever_the_padding(tmp_path):
+    """Padding only to the batch's longest pair changes no score: padding is masked everywhere."""
+    from trainer.config import TrainConfig
+    from trainer.model import Preprocessor, Vocabularies, build_core, purchase_probability
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "nike", "running", "shoes", "跑", "鞋", "red"]
+    vocab_lib.write_lines(str(tmp_path / "vocab.txt"), words)
+    ids = {"product_id": ["[UNK]", "p1", "p2"], "brand": ["[UNK]", "nike"], "category": ["[UNK]", "shoes"]}
+    vocabs = Vocabularies(str(tmp_path / "vocab.txt"), words, ids, 3.0, 1.0)
+    features = {"query": tf.constant(["nike", "red shoes", "跑鞋 nike running"]),
+                "title": tf.constant(["red running shoes nike", "shoes", "running 跑鞋"]),
+                "brand": tf.constant(["nike", "", "nike"]), "category": tf.constant(["shoes", "shoes", ""]),
+                "product_id": tf.constant(["p1", "p2", "p9"]), "user_id": tf.constant(["u", "u", "v"]),
+                "price": tf.constant([10.0, 25.0, 99.0])}
+    for pooling in ("cls", "mean"):
+        config = TrainConfig()
+        config.bert.pooling = pooling
+        core = build_core(config, vocabs)
+        rng = np.random.default_rng(0)
+        for v in core.variables:  # distinctive weights, as if trained
+            v.assign(rng.normal(scale=0.2, size=v.shape).astype(np.float32))
+        longest, full = Preprocessor(config, vocabs), Preprocessor(config, vocabs)
+        full.tokenizer = PairTokenizer(vocabs.wordpiece_path, words, config.bert.max_seq_length, pad_to_longest=False)
+        assert longest(features)["input_word_ids"].shape[1] < full(features)["input_word_ids"].shape[1]
+        scores = [purchase_probability(core(p(features), training=False), config).numpy() for p in (longest, full)]
+        np.testing.assert_allclose(scores[0], scores[1], rtol=1e-5, atol=1e-7)
