@@ -34,15 +34,7 @@ def pull_toward_start(model: keras.Model, start: dict[str, np.ndarray], base_row
     the model less. Rows of ids the base model never saw keep what they learned: their start was
     a random initialisation, not knowledge.
     """
-    for variable in model.variables:
-        if variable.name not in start:
-            continue
-        trained = variable.numpy()
-        mixed = (1.0 - share) * trained + share * start[variable.name]
-        rows = base_rows.get(variable.name)
-        if rows is not None:
-            mixed[~rows] = trained[~rows]
-        variable.assign(mixed)
+    _blend(model, start, base_rows, 1.0 - share, share)
 
 
 def shrink_and_perturb(model: keras.Model, fresh: dict[str, np.ndarray], base_rows: dict[str, np.ndarray],
@@ -55,14 +47,21 @@ def shrink_and_perturb(model: keras.Model, fresh: dict[str, np.ndarray], base_ro
     keeps what was learned as a direction while restoring the gradients' reach. Rows of ids the
     base model never saw are a fresh initialisation already and stay as they are.
     """
+    _blend(model, fresh, base_rows, shrink, perturb)
+
+
+def _blend(model: keras.Model, other: dict[str, np.ndarray], base_rows: dict[str, np.ndarray],
+           own: float, others: float) -> None:
+    """Each variable named in `other` becomes own x itself + others x other[name], except the
+    rows of ids the base model never saw (False in `base_rows`), which keep their current value."""
     for variable in model.variables:
-        if variable.name not in fresh:
+        if variable.name not in other:
             continue
-        restored = variable.numpy()
-        mixed = shrink * restored + perturb * fresh[variable.name]
+        current = variable.numpy()
+        mixed = own * current + others * other[variable.name]
         rows = base_rows.get(variable.name)
         if rows is not None:
-            mixed[~rows] = restored[~rows]
+            mixed[~rows] = current[~rows]
         variable.assign(mixed)
 
 
