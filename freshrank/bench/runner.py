@@ -291,23 +291,58 @@ def _score_everywhere(view: _View, settings: BenchSettings) -> None:
 
 
 def _cost(strategy: Strategy, settings: BenchSettings) -> float:
-    """A strategy's updates in seconds of one pass over a span (about 10 s on 2 cores): each update
-    pays about 4.5 of them in fixed cost (building, tracing, scoring; measured on 2 cores) plus its
-    passes over its window, which grows with the spans seen."""
+    """A strategy's updates in seconds of one pass over a span (about 7 s on 2 cores): each update
+    pays about 6 of them in fixed cost (building, tracing, scoring; measured on 2 cores with
+    batches padded to their longest pair, 2026-12-07) plus its passes over its window, which grows
+    with the spans seen."""
     config = strategy.train_config(settings.train, settings.epochs, settings.warm_epochs)
     passes = (config.warm_start_epochs or config.epochs) if strategy.warm else config.epochs
     window = strategy.window_spans(settings.window)
     total = 0.0
     for t in range(1, settings.days - 1):
         older = min(window, t + 1) - 1
-        total += 4.5 + passes * (1.0 + strategy.replay_fraction * older)
+        total += 6.0 + passes * (1.0 + strategy.replay_fraction * older)
     return total
+
+
+def _split(strategies: list[Strategy], jobs: int, cost: Callable[[Strategy], float]) -> list[list[Strategy]]:
+    """The strategies over `jobs` processes so that the most loaded one finishes soonest.
+
+    A bench has a handful of strategies, one of them (full retraining) as costly as two or three
+    others, where "largest first to the least loaded" can leave one process a whole update behind:
+    every assignment is tried when there are few (jobs ** n up to ~100 000), the greedy rule otherwise.
+    """
+    jobs = min(jobs, len(strategies))
+    costs = [cost(s) for s in strategies]
+    order = sorted(range(len(strategies)), key=lambda i: -costs[i])
+    if jobs ** len(strategies) <= 100_000:
+        import itertools
+
+        best, best_span = None, float("inf")
+        for assignment in itertools.product(range(jobs), repeat=len(strategies) - 1):
+            loads = [0.0] * jobs
+            loads[0] = costs[order[0]]  # the largest in the first group: the groups are interchangeable
+            for i, group in zip(order[1:], assignment, strict=True):
+                loads[group] += costs[i]
+            if max(loads) < best_span:
+                best, best_span = (0, *assignment), max(loads)
+        groups: list[list[Strategy]] = [[] for _ in range(jobs)]
+        for i, group in zip(order, best, strict=True):
+            groups[group].append(strategies[i])
+        return [g for g in groups if g]
+    groups = [[] for _ in range(jobs)]
+    totals = [0.0] * jobs
+    for i in order:
+        g = totals.index(min(totals))
+        groups[g].append(strategies[i])
+        totals[g] += costs[i]
+    return groups
 
 
 def _run_in_processes(updating: list[Strategy], first, first_view: _View, spans: list[StreamSpan],
                       settings: BenchSettings, pipeline_window: int, models_dir: str,
                       say: Callable[[str], None]) -> dict[str, _Tally]:
-    """The strategies split over `settings.jobs` fresh processes, largest first to the least loaded.
+    """The strategies split over `settings.jobs` fresh processes by their estimated cost (`_split`).
 
     Tracing and graph building, most of a small update's cost on 2 cores, run on one Python
     thread, so two processes keep both cores busy. Each process rebuilds the first model from its
@@ -318,9 +353,7 @@ def _run_in_processes(updating: list[Strategy], first, first_view: _View, spans:
     import multiprocessing
     import queue as queue_lib
 
-    loads: list[list[Strategy]] = [[] for _ in range(min(settings.jobs, len(updating)))]
-    for strategy in sorted(updating, key=lambda s: -_cost(s, settings)):
-        min(loads, key=lambda group: sum(_cost(s, settings) for s in group)).append(strategy)
+    loads = _split(updating, settings.jobs, lambda s: _cost(s, settings))
     base = dataclasses.replace(first.as_base(), teacher=None)  # a tf.function does not pickle
     context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
     lines = context.Queue()  # the workers' progress lines, said here as they come

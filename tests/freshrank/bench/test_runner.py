@@ -92,3 +92,20 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     assert all(seconds >= 0 for seconds in phases.values()) and phases["updates"] > 0
     assert sum(phases.values()) <= loaded["wall_seconds"] <= sum(phases.values()) + 30
     assert "first model" in open(paths[1], encoding="utf-8").read()
+
+
+def test_the_strategies_are_split_so_the_most_loaded_process_finishes_soonest():
+    from freshrank.bench.runner import _split
+    from freshrank.bench.strategies import Strategy
+
+    costs = {"full": 60.0, "default": 26.0, "replay": 25.0, "warm": 22.0, "partial": 22.0, "distill": 22.0}
+    strategies = [Strategy(name) for name in costs]
+    groups = _split(strategies, 2, lambda s: costs[s.name])
+    assert sorted(s.name for g in groups for s in g) == sorted(costs)
+    # Largest first to the least loaded would give 82 and 95; the best split is 86 and 91.
+    assert max(sum(costs[s.name] for s in g) for g in groups) == 91.0
+    wide = _split(strategies, 8, lambda s: costs[s.name])  # more processes than strategies
+    assert all(wide) and max(sum(costs[s.name] for s in g) for g in wide) == 60.0
+    many = [Strategy(f"s{i}") for i in range(20)]  # too many to try every split: the greedy rule
+    greedy = _split(many, 3, lambda s: 1.0)
+    assert sorted(len(g) for g in greedy) == [6, 7, 7]
