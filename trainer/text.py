@@ -24,7 +24,7 @@ class PairTokenizer(keras.layers.Layer):
                  **kwargs):
         super().__init__(trainable=False, **kwargs)
         self.max_seq_length = max_seq_length
-        self.pad_to_longest = pad_to_longest  # False: always max_seq_length wide (the benchmarks' reference)
+        self.pad_to_longest = pad_to_longest  # False: always max_seq_length wide (the tests compare both)
         self._cls_id = vocab.index("[CLS]")
         self._sep_id = vocab.index("[SEP]")
         self._pad_id = vocab.index("[PAD]")
