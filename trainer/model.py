@@ -34,7 +34,7 @@ from trainer.config import (
     TrainConfig,
 )
 from trainer.interaction import QueryDocumentInteraction
-from trainer.text import PairTokenizer, overlap, product_text
+from trainer.text import PairTokenizer, TextInputs, shared_text_inputs
 
 
 @dataclasses.dataclass
@@ -59,11 +59,19 @@ def raw_input_specs(config: TrainConfig) -> dict[str, tf.TensorSpec]:
 
 
 class Preprocessor(tf.Module):
-    """Raw features -> model inputs. Weightless, so warm start never has to touch it."""
+    """Raw features -> model inputs. Weightless, so warm start never has to touch it.
 
-    def __init__(self, config: TrainConfig, vocabs: Vocabularies):
+    The text part is the process's shared, traced `TextInputs` for this vocabulary (or one around
+    `tokenizer` when given, as tests do to compare tokenizer settings).
+    """
+
+    def __init__(self, config: TrainConfig, vocabs: Vocabularies, tokenizer: PairTokenizer | None = None):
         super().__init__(name="preprocessor")
-        self.tokenizer = PairTokenizer(vocabs.wordpiece_path, vocabs.wordpiece, config.bert.max_seq_length)
+        if tokenizer is None:
+            self._text = shared_text_inputs(vocabs.wordpiece_path, vocabs.wordpiece, config.bert.max_seq_length)
+        else:
+            self._text = TextInputs(tokenizer)
+        self.tokenizer = self._text.tokenizer  # tracked: its vocabulary file is an asset of the export
         # Row 0 is the shared row for ids never seen in training (num_oov_indices=1).
         self.lookups = {
             feature: keras.layers.StringLookup(vocabulary=vocabs.ids[feature][1:], num_oov_indices=1)
@@ -77,13 +85,7 @@ class Preprocessor(tf.Module):
              for row, c in enumerate(categories)], dtype=tf.float32)
 
     def __call__(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        document = product_text(features["title"], features["brand"], features["category"])
-        query = self.tokenizer.wordpieces(features["query"])
-        words = self.tokenizer.wordpieces(document)
-        out = dict(self.tokenizer.encode(query, words))
-        out["match"] = tf.stack(
-            [overlap(query, words), overlap(query, self.tokenizer.wordpieces(features["brand"]))], axis=1
-        )
+        out = dict(self._text(features["query"], features["title"], features["brand"], features["category"]))
         for feature, lookup in self.lookups.items():
             out[f"{feature}_row"] = lookup(features[feature])
         price = tf.math.log1p(tf.maximum(tf.cast(features[PRICE_FEATURE], tf.float32), 0.0))

@@ -90,8 +90,9 @@ def test_a_ranker_scores_the_same_whatever_the_padding(tmp_path):
         rng = np.random.default_rng(0)
         for v in core.variables:  # distinctive weights, as if trained
             v.assign(rng.normal(scale=0.2, size=v.shape).astype(np.float32))
-        longest, full = Preprocessor(config, vocabs), Preprocessor(config, vocabs)
-        full.tokenizer = PairTokenizer(vocabs.wordpiece_path, words, config.bert.max_seq_length, pad_to_longest=False)
+        longest = Preprocessor(config, vocabs)
+        full = Preprocessor(config, vocabs, tokenizer=PairTokenizer(vocabs.wordpiece_path, words,
+                                                                     config.bert.max_seq_length, pad_to_longest=False))
         assert longest(features)["input_word_ids"].shape[1] < full(features)["input_word_ids"].shape[1]
         scores = [purchase_probability(core(p(features), training=False), config).numpy() for p in (longest, full)]
         np.testing.assert_allclose(scores[0], scores[1], rtol=1e-5, atol=1e-7)
