@@ -290,18 +290,22 @@ def _score_everywhere(view: _View, settings: BenchSettings) -> None:
     view.early()
 
 
+# An update's fixed cost (building, tracing, scoring) in passes over a span. Measured on 2 cores
+# with both processes busy (2026-12-07, after the shared text function and the in-memory eval
+# split): a warm one-pass update 18 s, full retraining 313 s for 42 span-passes and 4 builds.
+FIXED_COST_PASSES = 2.5
+
+
 def _cost(strategy: Strategy, settings: BenchSettings) -> float:
-    """A strategy's updates in seconds of one pass over a span (about 7 s on 2 cores): each update
-    pays about 6 of them in fixed cost (building, tracing, scoring; measured on 2 cores with
-    batches padded to their longest pair, 2026-12-07) plus its passes over its window, which grows
-    with the spans seen."""
+    """A strategy's updates in passes over one span: each pays FIXED_COST_PASSES plus its passes
+    over its window, which grows with the spans seen."""
     config = strategy.train_config(settings.train, settings.epochs, settings.warm_epochs)
     passes = (config.warm_start_epochs or config.epochs) if strategy.warm else config.epochs
     window = strategy.window_spans(settings.window)
     total = 0.0
     for t in range(1, settings.days - 1):
         older = min(window, t + 1) - 1
-        total += 6.0 + passes * (1.0 + strategy.replay_fraction * older)
+        total += FIXED_COST_PASSES + passes * (1.0 + strategy.replay_fraction * older)
     return total
 
 
