@@ -57,6 +57,10 @@ VARIANTS: dict[str, tuple] = {
     "encoder_rate1e-3_2pass": (0.0, {"warm_start_epochs": 2, "encoder_learning_rate": 1e-3}),
     "shrink0.5_perturb0.1_replay0.3_2pass": (0.3, {"warm_start_epochs": 2, "warm_start_shrink": 0.5,
                                                    "warm_start_perturb": 0.1}),
+    # A diagnostic, not a candidate: full retraining's data and passes (whole window, 3 epochs)
+    # from the previous model instead of from scratch. Matching full retraining says the chain's
+    # gap is the data it sees; falling short says warm-starting itself costs.
+    "replay1.0_3pass": (1.0, {"warm_start_epochs": 3}),
 }
 
 
