@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -96,29 +98,45 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_streams(specs: list[str]) -> list[tuple[int, str]]:
+    return [(int(spec.split(":")[0]), spec.split(":")[1]) for spec in specs]
+
+
+def run_streams(out: str, streams: list[tuple[int, str]], jobs: int, run_one: Callable[[int, str], dict],
+                report_name: str) -> dict[str, dict]:
+    """`run_one(seed, drift)` for every stream in `jobs` processes; the table is written to
+    `out/report_name` and printed."""
+    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+        futures = {f"seed {seed} {drift}": pool.submit(run_one, seed, drift) for seed, drift in streams}
+        results = {stream: future.result() for stream, future in futures.items()}
+    text = (f"`{' '.join(sys.argv)}`\n\n{table(results)}\n\n"
+            + "\n".join(f"{k}: {v['wall_seconds']:.0f} s" for k, v in results.items()) + "\n")
+    with open(os.path.join(out, report_name), "w") as f:
+        f.write(text)
+    print(text)
+    return results
+
+
+def stream_parser(description: str) -> argparse.ArgumentParser:
+    """The options every per-stream benchmark here takes: where, which streams, their size, processes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", required=True)
     parser.add_argument("--stream", action="append", required=True, help="SEED:DRIFT, repeatable")
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--requests-per-day", type=int, default=1000)
-    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all")
     parser.add_argument("--jobs", type=int, default=2)
+    return parser
+
+
+def main() -> None:
+    parser = stream_parser(__doc__.splitlines()[0])
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all")
     parser.add_argument("--no-full-retrain", action="store_true",
                         help="skip the full-retraining reference (compare with another run's)")
     args = parser.parse_args()
-    names = args.variant or list(VARIANTS)
-    streams = [(int(s.split(":")[0]), s.split(":")[1]) for s in args.stream]
-    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-        futures = {f"seed {seed} {drift}": pool.submit(run_stream, args.out, seed, drift, args.days,
-                                                       args.requests_per_day, names, not args.no_full_retrain)
-                   for seed, drift in streams}
-        results = {stream: future.result() for stream, future in futures.items()}
-    text = (f"`{' '.join(sys.argv)}`\n\n{table(results)}\n\n"
-            + "\n".join(f"{k}: {v['wall_seconds']:.0f} s" for k, v in results.items()) + "\n")
-    with open(os.path.join(args.out, "sweep.md"), "w") as f:
-        f.write(text)
-    print(text)
+    run_one = functools.partial(run_stream, args.out, days=args.days, requests_per_day=args.requests_per_day,
+                                names=args.variant or list(VARIANTS), full_retrain=not args.no_full_retrain)
+    run_streams(args.out, parse_streams(args.stream), args.jobs, run_one, "sweep.md")
 
 
 if __name__ == "__main__":

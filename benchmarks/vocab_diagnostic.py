@@ -15,8 +15,7 @@ table goes to `<out>/vocab.md`.
 """
 from __future__ import annotations
 
-import argparse
-import concurrent.futures
+import functools
 import json
 import os
 import sys
@@ -77,26 +76,11 @@ def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int
 
 
 def main() -> None:
-    from benchmarks.update_sweep import table
+    from benchmarks.update_sweep import parse_streams, run_streams, stream_parser
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--stream", action="append", required=True, help="SEED:DRIFT, repeatable")
-    parser.add_argument("--days", type=int, default=6)
-    parser.add_argument("--requests-per-day", type=int, default=1000)
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
-    streams = [(int(s.split(":")[0]), s.split(":")[1]) for s in args.stream]
-    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-        futures = {f"seed {seed} {drift}": pool.submit(run_stream, args.out, seed, drift, args.days,
-                                                       args.requests_per_day)
-                   for seed, drift in streams}
-        results = {stream: future.result() for stream, future in futures.items()}
-    text = (f"`{' '.join(sys.argv)}`\n\n{table(results)}\n\n"
-            + "\n".join(f"{k}: {v['wall_seconds']:.0f} s" for k, v in results.items()) + "\n")
-    with open(os.path.join(args.out, "vocab.md"), "w") as f:
-        f.write(text)
-    print(text)
+    args = stream_parser(__doc__.splitlines()[0]).parse_args()
+    run_one = functools.partial(run_stream, args.out, days=args.days, requests_per_day=args.requests_per_day)
+    run_streams(args.out, parse_streams(args.stream), args.jobs, run_one, "vocab.md")
 
 
 if __name__ == "__main__":
