@@ -27,47 +27,47 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 FIRST_VOCAB = "full_retrain_first_vocab"
 
 
-def _keep_first_vocab() -> None:
-    """Patches the trainer, in this process only, so FIRST_VOCAB's fits use span 1's WordPiece list."""
-    from freshrank.bench import runner
-    from trainer import task
+def _first_vocab_strategy():
+    """FIRST_VOCAB, and the patch (in this process only) that gives its fits span 1's WordPiece list.
 
-    state: dict = {"first": None, "active": False}
-    learn, fit = task._vocabularies, runner._fit
+    The runner asks a strategy for its TrainConfig right before each of its fits, and a
+    from-scratch fit learns its vocabulary with `trainer.vocab.learn_wordpiece_vocab`: the
+    strategy marks its fit there, and the next vocabulary learned is span 1's instead. The
+    first vocabulary this process learns is the first model's. Only with the bench's `jobs=1`
+    (its cost model, used to split strategies over processes, also asks for TrainConfigs).
+    """
+    from freshrank.bench.strategies import Strategy
+    from trainer import vocab
 
-    def vocabularies(config, window, base, work_dir):
-        vocabs = learn(config, window, base, work_dir)
-        if base is not None:
-            return vocabs
+    state: dict = {"first": None, "marked": False}
+    learn = vocab.learn_wordpiece_vocab
+
+    def learn_or_keep(texts, size):
+        if state["marked"] and state["first"] is not None:
+            state["marked"] = False
+            return list(state["first"])
+        learned = learn(texts, size)
         if state["first"] is None:
-            state["first"] = vocabs.wordpiece
-        elif state["active"]:
-            import dataclasses
+            state["first"] = learned
+        return learned
 
-            return dataclasses.replace(vocabs, wordpiece=state["first"],
-                                       wordpiece_path=task._local_copy(state["first"], work_dir))
-        return vocabs
+    class FirstVocab(Strategy):
+        def train_config(self, base, epochs, warm_epochs):
+            state["marked"] = True
+            return super().train_config(base, epochs, warm_epochs)
 
-    def bench_fit(strategy, *args, **kwargs):
-        state["active"] = strategy.name == FIRST_VOCAB
-        try:
-            return fit(strategy, *args, **kwargs)
-        finally:
-            state["active"] = False
-
-    task._vocabularies, runner._fit = vocabularies, bench_fit
+    vocab.learn_wordpiece_vocab = learn_or_keep
+    return FirstVocab(FIRST_VOCAB, warm=False, replay_fraction=1.0)
 
 
 def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int) -> dict:
     from freshrank.bench.runner import BenchSettings, run_bench
-    from freshrank.bench.strategies import Strategy
 
-    _keep_first_vocab()
+    extra = [_first_vocab_strategy()]
     where = os.path.join(out, f"{seed}-{drift}")
     os.makedirs(where, exist_ok=True)
     settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift,
                              only=("full_retrain", "pipeline_default"))
-    extra = [Strategy(FIRST_VOCAB, warm=False, replay_fraction=1.0)]
     with open(os.path.join(where, "progress.log"), "w", buffering=1) as log:
         results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
     with open(os.path.join(where, "bench.json"), "w") as f:
