@@ -81,7 +81,7 @@ class TextInputs:
     def _inputs(self, query, title, brand, category) -> dict[str, tf.Tensor]:
         tokenizer = self.tokenizer
         # The three columns are tokenized as one batch and cut apart again: the same rows, one
-        # copy of the tokenizer's graph (about 800 nodes) instead of three, which is what loading
+        # copy of the tokenizer's graph (a few hundred nodes) instead of three, which is what loading
         # a version and starting a tf.data pipeline spend their time on.
         rows = tf.shape(query, out_type=tf.int64)[0]
         pieces = tokenizer.wordpieces(tf.concat([query, product_text(title, brand, category), brand], axis=0))

@@ -137,3 +137,19 @@ def test_partial_mode_leaves_the_frozen_layers_as_the_base_had_them_and_anchorin
     assert flops["backward"] < 2 * flops["forward"]
     head = [k for k in moved["full"] if k.startswith("head/")]
     assert sum(moved["anchored"][k] for k in head) < sum(moved["full"][k] for k in head)
+
+
+def test_the_eval_split_is_replayed_from_memory_batch_for_batch_and_a_large_one_streams(tmp_path, monkeypatch):
+    from trainer import task
+
+    pattern = _split(tmp_path, "eval", 90, 5)
+    streamed = data.make_page_dataset([pattern], 4, 10, shuffle=False, seed=0)
+    replayed, first = task._in_memory(streamed, [pattern])
+    for _ in range(2):  # as Keras does, an epoch after another
+        batches = list(zip(streamed, replayed, strict=True))
+        assert len(batches) > 2
+        for one, other in batches:
+            tf.nest.map_structure(lambda a, b: np.testing.assert_array_equal(a.numpy(), b.numpy()), one, other)
+    tf.nest.map_structure(lambda a, b: np.testing.assert_array_equal(a.numpy(), b.numpy()), first, batches[0][1])
+    monkeypatch.setattr(task, "IN_MEMORY_EVAL_BYTES", 10)
+    assert task._in_memory(streamed, [pattern]) == (streamed, None)

@@ -96,3 +96,37 @@ def test_a_ranker_scores_the_same_whatever_the_padding(tmp_path):
         assert longest(features)["input_word_ids"].shape[1] < full(features)["input_word_ids"].shape[1]
         scores = [purchase_probability(core(p(features), training=False), config).numpy() for p in (longest, full)]
         np.testing.assert_allclose(scores[0], scores[1], rtol=1e-5, atol=1e-7)
+
+
+def test_the_text_inputs_of_one_vocabulary_are_built_once_per_process_while_their_file_exists(tmp_path):
+    """Fits share one traced text function per vocabulary; one whose file is gone is rebuilt."""
+    import os
+
+    from trainer.text import product_text, shared_text_inputs
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "nike", "running", "shoes", "跑", "鞋", "red", "qq"]
+    paths = []
+    for name in ("first", "second"):  # two fits' scratch copies of the same vocabulary
+        (tmp_path / name).mkdir()
+        paths.append(str(tmp_path / name / "vocab.txt"))
+        vocab_lib.write_lines(paths[-1], words)
+    columns = [tf.constant(["nike 跑鞋", "red", ""]), tf.constant(["red running shoes", "shoes", "x"]),
+               tf.constant(["nike", "", "nike"]), tf.constant(["shoes", "run_shoes", ""])]
+    first = shared_text_inputs(paths[0], words, 12)
+    assert shared_text_inputs(paths[1], words, 12) is first
+    assert shared_text_inputs(paths[1], words, 16) is not first  # another length is another function
+    expected = first(*columns)
+    os.remove(paths[0])
+    rebuilt = shared_text_inputs(paths[1], words, 12)
+    assert rebuilt is not first and rebuilt.tokenizer.vocab_path == paths[1]
+    for name, value in rebuilt(*columns).items():
+        np.testing.assert_array_equal(value.numpy(), expected[name].numpy())
+    # The columns are tokenized as one batch: the same as tokenizing each on its own.
+    tok = PairTokenizer(paths[1], words, 12)
+    query, brand = tok.wordpieces(columns[0]), tok.wordpieces(columns[2])
+    document = tok.wordpieces(product_text(columns[1], columns[2], columns[3]))
+    separately = {**tok.encode(query, document),
+                  "match": tf.stack([overlap(query, document), overlap(query, brand)], axis=1)}
+    assert set(separately) == set(expected)
+    for name, value in separately.items():
+        np.testing.assert_array_equal(value.numpy(), expected[name].numpy())
