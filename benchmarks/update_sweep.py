@@ -68,15 +68,22 @@ VARIANTS: dict[str, tuple] = {
 
 def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int, names: list[str],
                full_retrain: bool = True) -> dict:
-    from freshrank.bench.runner import BenchSettings, run_bench
     from freshrank.bench.strategies import Strategy
+
+    extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1],
+                      fixed_replay_sample=len(VARIANTS[name]) > 2 and VARIANTS[name][2]) for name in names]
+    return bench_stream(out, seed, drift, days, requests_per_day, ("full_retrain",) if full_retrain else (), extra)
+
+
+def bench_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int, only: tuple[str, ...],
+                 extra: list) -> dict:
+    """The bench's loop on one stream with the standard strategies `only` (static always) and `extra`;
+    progress in `out/SEED-DRIFT/progress.log`, results in its bench.json."""
+    from freshrank.bench.runner import BenchSettings, run_bench
 
     where = os.path.join(out, f"{seed}-{drift}")
     os.makedirs(where, exist_ok=True)
-    extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1],
-                      fixed_replay_sample=len(VARIANTS[name]) > 2 and VARIANTS[name][2]) for name in names]
-    settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift,
-                             only=("full_retrain",) if full_retrain else ())
+    settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift, only=only)
     with open(os.path.join(where, "progress.log"), "w", buffering=1) as log:
         results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
     with open(os.path.join(where, "bench.json"), "w") as f:

@@ -8,7 +8,7 @@ first model's WordPiece vocabulary kept (`full_retrain_first_vocab`: from scratc
 second loses what the warm chain loses, the vocabulary is the cause; if it matches full
 retraining, it is not.
 
-    .venv/bin/python benchmarks/vocab_diagnostic.py --out /tmp/exp/vocab --stream 0:mild --stream 41:mild
+    .venv/bin/python benchmarks/vocab_diagnostic.py --out /tmp/exp/vocab --stream 0:mild --stream 59:mild
 
 One process per stream (`--jobs`, default 2); each writes `<out>/<seed>-<drift>/bench.json` and the
 table goes to `<out>/vocab.md`.
@@ -16,7 +16,6 @@ table goes to `<out>/vocab.md`.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 
@@ -61,18 +60,10 @@ def _first_vocab_strategy():
 
 
 def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int) -> dict:
-    from freshrank.bench.runner import BenchSettings, run_bench
+    from benchmarks.update_sweep import bench_stream
 
-    extra = [_first_vocab_strategy()]
-    where = os.path.join(out, f"{seed}-{drift}")
-    os.makedirs(where, exist_ok=True)
-    settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift,
-                             only=("full_retrain", "pipeline_default"))
-    with open(os.path.join(where, "progress.log"), "w", buffering=1) as log:
-        results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
-    with open(os.path.join(where, "bench.json"), "w") as f:
-        json.dump(results, f, indent=1, default=str)
-    return results
+    return bench_stream(out, seed, drift, days, requests_per_day, ("full_retrain", "pipeline_default"),
+                        [_first_vocab_strategy()])
 
 
 def main() -> None:
