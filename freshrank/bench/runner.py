@@ -355,7 +355,6 @@ def _run_in_processes(updating: list[Strategy], first, first_view: _View, spans:
     """
     import concurrent.futures
     import multiprocessing
-    import queue as queue_lib
 
     loads = _split(updating, settings.jobs, lambda s: _cost(s, settings))
     base = dataclasses.replace(first.as_base(), teacher=None)  # a tf.function does not pickle
@@ -367,16 +366,39 @@ def _run_in_processes(updating: list[Strategy], first, first_view: _View, spans:
         futures = [pool.submit(_worker, group, base, first_view.scored(), spans, settings, pipeline_window,
                                models_dir) for group in loads]
         pending = set(futures)
+        finished = 0  # workers whose last line has arrived (a result can overtake its queue's feeder thread)
         while pending:
             done, pending = concurrent.futures.wait(pending, timeout=1.0)
-            while True:
-                try:
-                    say(lines.get_nowait())
-                except queue_lib.Empty:
-                    break
+            finished += _say_lines(lines, say, block=False)
             for future in done:
                 tallies.update(future.result())
+        while finished < len(futures):
+            got = _say_lines(lines, say, block=True)
+            if got < 0:
+                break  # a worker's lines never came; its figures did, so the bench goes on
+            finished += got
     return {s.name: tallies[s.name] for s in updating}
+
+
+_LAST_LINE = None  # what a worker puts on the progress queue after its group's last line
+
+
+def _say_lines(lines, say: Callable[[str], None], block: bool) -> int:
+    """Says the queued progress lines; returns how many workers' end markers came (-1: none within a minute)."""
+    import queue as queue_lib
+
+    ends = 0
+    while True:
+        try:
+            line = lines.get(timeout=60.0) if block else lines.get_nowait()
+        except queue_lib.Empty:
+            return -1 if block else ends
+        if line is _LAST_LINE:
+            ends += 1
+            if block:
+                return ends
+        else:
+            say(line)
 
 
 _PROGRESS = None  # in a worker process: the queue its progress lines go to
@@ -394,7 +416,9 @@ def _worker(group: list[Strategy], base, first_cache: dict, spans: list[StreamSp
     stream = _Stream(spans, settings, pipeline_window)
     first_view = _View(task.rebuild(base), stream)
     first_view.adopt(first_cache)
-    return {s.name: _run_strategy(s, first_view, stream, settings, models_dir, _PROGRESS.put) for s in group}
+    tallies = {s.name: _run_strategy(s, first_view, stream, settings, models_dir, _PROGRESS.put) for s in group}
+    _PROGRESS.put(_LAST_LINE)
+    return tallies
 
 
 class _View:

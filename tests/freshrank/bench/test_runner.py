@@ -109,3 +109,28 @@ def test_the_strategies_are_split_so_the_most_loaded_process_finishes_soonest():
     many = [Strategy(f"s{i}") for i in range(20)]  # too many to try every split: the greedy rule
     greedy = _split(many, 3, lambda s: 1.0)
     assert sorted(len(g) for g in greedy) == [6, 7, 7]
+
+
+def test_a_workers_last_lines_are_said_even_when_its_result_overtakes_them():
+    # A worker's result can reach the parent before its queue's feeder thread has written the last
+    # progress lines (seen in CI: one strategy's "through" line missing). The parent waits for each
+    # worker's end marker; before it comes, a non-blocking drain says what is there and goes on.
+    import multiprocessing
+    import threading
+    import time
+
+    from freshrank.bench.runner import _LAST_LINE, _say_lines
+
+    lines = multiprocessing.get_context("spawn").Queue()
+    said: list[str] = []
+    assert _say_lines(lines, said.append, block=False) == 0 and said == []
+
+    def late_worker():
+        time.sleep(0.5)
+        lines.put("warm_start through day 2")
+        lines.put(_LAST_LINE)
+
+    threading.Thread(target=late_worker).start()
+    assert _say_lines(lines, said.append, block=False) == 0  # nothing yet: the drain does not wait
+    assert _say_lines(lines, said.append, block=True) == 1
+    assert said == ["warm_start through day 2"]
