@@ -56,6 +56,7 @@ class ServerFlags:
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
     tensorflow_disable_thread_spinning: bool
+    load_with_c_api: bool
     monitoring_config_file: str
     ssl_config_file: str
     bind_address: str
@@ -68,6 +69,7 @@ _BOOL_FLAGS = (
     "enable_model_warmup",
     "enable_signature_method_name_check",
     "tensorflow_disable_thread_spinning",
+    "load_with_c_api",
 )
 
 
@@ -156,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="freshrank: stop TensorFlow's pool threads from spinning between runs, so they "
              "leave the CPU to the request threads (lower latency on small machines).")
+    add("--load_with_c_api", type=parse_bool, nargs="?", const=True, default=True,
+        help="freshrank: load and run SavedModels through TensorFlow's C API "
+             "(TF_LoadSessionFromSavedModel, as TF Serving's C++ loader), so a version loading "
+             "in the background never holds Python's interpreter lock and requests keep their "
+             "latency during swaps; false: TensorFlow's Python loader and session.")
     add("--monitoring_config_file", default="",
         help="If non-empty, read an ascii MonitoringConfig protobuf from the supplied file "
              "name")

@@ -174,6 +174,7 @@ class Server:
             enable_warmup=flags.enable_model_warmup,
             method_name_check=flags.enable_signature_method_name_check,
             disable_thread_spinning=flags.tensorflow_disable_thread_spinning,
+            use_c_api=flags.load_with_c_api,
         )
         self.manager = ModelManager(
             ManagerOptions(

@@ -35,7 +35,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving import errors, tensors
+from serving import c_session, errors, tensors
 from trainer.contract import WARMUP_RELATIVE_PATH
 
 try:  # the ranker's graph uses tensorflow_text ops; they must be registered before loading
@@ -93,6 +93,10 @@ class LoadOptions:
     # TensorFlow's pool threads spin after each run; on small machines they steal the CPU the
     # Python gRPC/REST threads need to send the response (measured: ~30% higher latency).
     disable_thread_spinning: bool = True
+    # Load and run through TensorFlow's C API (serving/c_session.py): a load then never holds
+    # the GIL, so requests keep being answered while a version swaps in. False: TensorFlow's
+    # Python loader and session, as before.
+    use_c_api: bool = True
 
 
 class Servable:
@@ -129,12 +133,15 @@ class Servable:
             allow_soft_placement=True,
         )
         session_config.experimental.disable_thread_spinning = options.disable_thread_spinning
-        graph = tf.Graph()
-        session = tf.compat.v1.Session(graph=graph, config=session_config)
         try:
-            with graph.as_default():
-                meta_graph = _load_meta_graph(session, list(options.tags), path)
-            servable = cls(name, version, path, session, meta_graph, options.method_name_check)
+            if options.use_c_api and c_session.available():
+                session: Any = c_session.CSession(path, options.tags, session_config)
+            else:
+                session = _PythonSession(path, options.tags, session_config)
+        except BaseException as exc:
+            raise _load_error(exc, path) from exc
+        try:
+            servable = cls(name, version, path, session, session.meta_graph, options.method_name_check)
             if options.enable_warmup:
                 servable.run_warmup()
         except BaseException as exc:
@@ -226,14 +233,16 @@ class Servable:
             with self._callables_lock:
                 fn = self._callables.get(key)
                 if fn is None:
-                    options = config_pb2.CallableOptions()
-                    options.feed.extend(feeds)
-                    options.fetch.extend(fetches)
-                    fn = self._session._make_callable_from_options(options)  # noqa: SLF001
+                    try:
+                        fn = self._session.make_callable(feeds, fetches)
+                    except KeyError as exc:
+                        raise errors.invalid_argument(
+                            f"Tensor {exc.args[0]}, specified in either feed_devices or "
+                            "fetch_devices was not in the Graph") from exc
                     self._callables[key] = fn
         try:
             return fn(*arrays)
-        except tf.errors.OpError as exc:
+        except (tf.errors.OpError, c_session.CApiError) as exc:
             raise errors.from_exception(exc) from exc
 
     def signature(self, name: str) -> Signature | None:
@@ -455,18 +464,42 @@ def _plain_inputs(signature: Signature, inputs: Any) -> list | None:
 
 
 
-def _load_meta_graph(session: Any, tags: list[str], path: str) -> Any:
-    import warnings
+class _PythonSession:
+    """TensorFlow's Python loader and session behind CSession's interface (`use_c_api=False`)."""
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return tf.compat.v1.saved_model.loader.load(session, tags, path)
+    def __init__(self, path: str, tags: Sequence[str], config: Any):
+        import warnings
+
+        graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=graph, config=config)
+        try:
+            with graph.as_default(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.meta_graph = tf.compat.v1.saved_model.loader.load(self._session, list(tags), path)
+        except BaseException:
+            self._session.close()
+            raise
+
+    def make_callable(self, feeds: Sequence[str], fetches: Sequence[str]) -> Callable:
+        options = config_pb2.CallableOptions()
+        options.feed.extend(feeds)
+        options.fetch.extend(fetches)
+        try:
+            return self._session._make_callable_from_options(options)  # noqa: SLF001
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
+            missing = next((n for n in (*feeds, *fetches) if n in exc.message), None)
+            if missing is None:
+                raise
+            raise KeyError(missing) from exc
+
+    def close(self) -> None:
+        self._session.close()
 
 
 def _load_error(exc: BaseException, path: str) -> errors.ServingError:
     if isinstance(exc, errors.ServingError):
         return exc
-    if isinstance(exc, tf.errors.OpError):
+    if isinstance(exc, (tf.errors.OpError, c_session.CApiError)):
         return errors.from_exception(exc)
     if isinstance(exc, OSError):
         return errors.not_found(
