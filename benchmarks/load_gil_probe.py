@@ -29,6 +29,8 @@ def main() -> int:
     parser.add_argument("--cpu", type=int, default=1, help="pin to this CPU, as the benchmark's server")
     parser.add_argument("--stall-ms", type=float, default=4.0)
     parser.add_argument("--switch-interval-ms", type=float, default=0.5, help="the server's value during a load")
+    parser.add_argument("--python-loader", action="store_true",
+                        help="TensorFlow's Python loader and session (the server's --load_with_c_api=false)")
     args = parser.parse_args()
     if not os.path.exists(os.path.join(args.saved_model, "saved_model.pb")):
         print(f"error: {args.saved_model} holds no saved_model.pb; pass a version folder", file=sys.stderr)
@@ -37,7 +39,7 @@ def main() -> int:
     import_tensorflow()
     from serving.servable import LoadOptions, Servable
 
-    options = LoadOptions(intra_op_threads=1, inter_op_threads=1)
+    options = LoadOptions(intra_op_threads=1, inter_op_threads=1, use_c_api=not args.python_loader)
     Servable.load("probe", 1, args.saved_model, options).close()  # first load warms caches
     sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     stalls: list[tuple[float, str]] = []

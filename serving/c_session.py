@@ -82,6 +82,9 @@ class _Library:
         self.new_graph = bind(held, "TF_NewGraph", v)
         self.delete_graph = bind(free, "TF_DeleteGraph", None, v)
         self.new_buffer = bind(held, "TF_NewBuffer", ctypes.POINTER(_TFBuffer))
+        self.new_buffer_from_string = bind(held, "TF_NewBufferFromString", ctypes.POINTER(_TFBuffer),
+                                           char_p, size)
+        self.new_session = bind(held, "TF_NewSession", v, v, v, v)
         self.delete_buffer = bind(held, "TF_DeleteBuffer", None, ctypes.POINTER(_TFBuffer))
         self.load_session = bind(free, "TF_LoadSessionFromSavedModel", v, v, v, char_p,
                                  ctypes.POINTER(char_p), i, v, ctypes.POINTER(_TFBuffer), v)
@@ -97,6 +100,8 @@ class _Library:
         self.dim = bind(held, "TF_Dim", ctypes.c_int64, v, i)
         self.tensor_type = bind(held, "TF_TensorType", i, v)
         self.delete_tensor = bind(held, "TF_DeleteTensor", None, v)
+        # ctypes.memmove releases the GIL for a copy of a few hundred bytes; this one keeps it.
+        self.memmove = bind(ctypes.PyDLL(None), "memmove", v, v, v, size)
 
 
 _library: _Library | None = None
@@ -153,12 +158,22 @@ def _raise_for(lib: _Library, status: int) -> None:
 
 
 class CSession:
-    """A SavedModel's session and graph, owned by TensorFlow's C API."""
+    """A SavedModel's session and graph, owned by TensorFlow's C API.
 
-    def __init__(self, path: str, tags: Sequence[str], config: config_pb2.ConfigProto):
+    Requests run on the inter-op thread pool REQUEST_POOL; the load's own runs (restoring
+    variables, init ops) and warmup requests run on BACKGROUND_POOL, whose one thread is
+    `background_nice` nicer, so that a version swapping in does not queue its work in front of
+    the serving version's requests (both pools are process-wide, shared by every version).
+    """
+
+    def __init__(self, path: str, tags: Sequence[str], config: config_pb2.ConfigProto,
+                 background_nice: int = 10):
         lib = _lib()
         self._lib = lib
         self._closed = False
+        config = _with_pools(config)
+        _create_pools(lib, config, background_nice)
+        self._background_options = _background_run_options(lib)
         status = lib.new_status()
         options = lib.new_session_options()
         meta_graph = lib.new_buffer()
@@ -168,8 +183,8 @@ class CSession:
             lib.set_config(options, serialized, len(serialized), status)
             _raise_for(lib, status)
             c_tags = (ctypes.c_char_p * len(tags))(*[t.encode() for t in tags])
-            session = lib.load_session(options, None, path.encode(), c_tags, len(tags), graph,
-                                       meta_graph, status)
+            session = lib.load_session(options, self._background_options, path.encode(), c_tags,
+                                       len(tags), graph, meta_graph, status)
             try:
                 _raise_for(lib, status)
             except CApiError:
@@ -184,11 +199,13 @@ class CSession:
         self._graph = graph
         self.meta_graph = signatures_only(blob)
 
-    def make_callable(self, feeds: Sequence[str], fetches: Sequence[str]) -> _Callable:
-        """A function of the feeds' arrays returning the fetches' arrays; raises KeyError for a
-        tensor name the graph lacks."""
+    def make_callable(self, feeds: Sequence[str], fetches: Sequence[str],
+                      background: bool = False) -> _Callable:
+        """A function of the feeds' arrays returning the fetches' arrays (on the background pool
+        when `background`); raises KeyError for a tensor name the graph lacks."""
         return _Callable(self._lib, self._session, self, tuple(self._output(name) for name in feeds),
-                         tuple(self._output(name) for name in fetches))
+                         tuple(self._output(name) for name in fetches),
+                         self._background_options if background else None)
 
     def _output(self, name: str) -> _TFOutput:
         op_name, _, index = name.partition(":")
@@ -211,6 +228,94 @@ class CSession:
         finally:
             lib.delete_status(status)
             lib.delete_graph(self._graph)
+
+
+REQUEST_POOL = "freshrank_requests"
+BACKGROUND_POOL = "freshrank_background"
+_pools_created: set[str] = set()
+_background_buffer: Any = None
+
+
+def _with_pools(config: config_pb2.ConfigProto) -> config_pb2.ConfigProto:
+    """The session config with two named inter-op pools: requests (index 0, the default for
+    every run) and background (index 1, for runs given the background RunOptions)."""
+    config = config_pb2.ConfigProto.FromString(config.SerializeToString())
+    threads = config.inter_op_parallelism_threads
+    del config.session_inter_op_thread_pool[:]
+    # TensorFlow's size for 0 is the number of cores; a named pool must be asked for with the
+    # same size every time, so the size goes into its name.
+    config.session_inter_op_thread_pool.add(num_threads=threads, global_name=f"{REQUEST_POOL}_{threads}")
+    config.session_inter_op_thread_pool.add(num_threads=1, global_name=BACKGROUND_POOL)
+    return config
+
+
+def _create_pools(lib: _Library, config: config_pb2.ConfigProto, background_nice: int) -> None:
+    """Creates the process-wide pools once, each from a thread of the right priority.
+
+    TensorFlow starts a pool's threads when the first session naming it is made, and Linux
+    threads inherit the nice value of the thread that starts them: the request pool is made
+    from this thread (never niced: a model's first load is not a swap), the background pool
+    from a short-lived thread that first makes itself `background_nice` nicer."""
+    requests, background = (pool.global_name for pool in config.session_inter_op_thread_pool)
+    with _library_lock:
+        if requests not in _pools_created:
+            _make_session(lib, _only_pool(config, 0))
+            _pools_created.add(requests)
+        if background not in _pools_created:
+            failure: list[BaseException] = []
+
+            def make() -> None:
+                try:
+                    if background_nice > 0 and hasattr(os, "setpriority"):
+                        tid = threading.get_native_id()
+                        now = os.getpriority(os.PRIO_PROCESS, tid)
+                        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + background_nice))
+                    _make_session(lib, _only_pool(config, 1))
+                except BaseException as exc:  # noqa: BLE001 - raised again below
+                    failure.append(exc)
+
+            thread = threading.Thread(target=make, name="background-pool")
+            thread.start()
+            thread.join()
+            if failure:
+                raise failure[0]
+            _pools_created.add(background)
+
+
+def _only_pool(config: config_pb2.ConfigProto, index: int) -> config_pb2.ConfigProto:
+    one = config_pb2.ConfigProto.FromString(config.SerializeToString())
+    keep = one.session_inter_op_thread_pool[index]
+    del one.session_inter_op_thread_pool[:]
+    one.session_inter_op_thread_pool.add().CopyFrom(keep)
+    return one
+
+
+def _make_session(lib: _Library, config: config_pb2.ConfigProto) -> None:
+    """An empty session with `config`: makes its named pools, which outlive it."""
+    status = lib.new_status()
+    options = lib.new_session_options()
+    graph = lib.new_graph()
+    try:
+        serialized = config.SerializeToString()
+        lib.set_config(options, serialized, len(serialized), status)
+        _raise_for(lib, status)
+        session = lib.new_session(graph, options, status)
+        _raise_for(lib, status)
+        lib.close_session(session, status)
+        lib.delete_session(session, status)
+    finally:
+        lib.delete_graph(graph)
+        lib.delete_session_options(options)
+        lib.delete_status(status)
+
+
+def _background_run_options(lib: _Library) -> Any:
+    """RunOptions that put a run on the background pool (index 1), one buffer per process."""
+    global _background_buffer
+    if _background_buffer is None:
+        serialized = config_pb2.RunOptions(inter_op_thread_pool=1).SerializeToString()
+        _background_buffer = lib.new_buffer_from_string(serialized, len(serialized))
+    return _background_buffer
 
 
 def signatures_only(serialized_meta_graph: bytes) -> meta_graph_pb2.MetaGraphDef:
@@ -259,9 +364,10 @@ class _Callable:
     """One (feeds, fetches) combination of a CSession, run with fresh input tensors each call."""
 
     def __init__(self, lib: _Library, session: int, owner: CSession, feeds: tuple[_TFOutput, ...],
-                 fetches: tuple[_TFOutput, ...]):
+                 fetches: tuple[_TFOutput, ...], run_options: Any = None):
         self._lib = lib
         self._session = session
+        self._run_options = run_options
         self._owner = owner  # the session must outlive its callables
         self._inputs = (_TFOutput * len(feeds))(*feeds)
         self._outputs = (_TFOutput * len(fetches))(*fetches)
@@ -296,9 +402,9 @@ class _Callable:
                     data = array.tobytes()
                 tensor = lib.allocate_tensor(dtype, dims, array.ndim, len(data))
                 if data:
-                    ctypes.memmove(lib.tensor_data(tensor), data, len(data))
+                    lib.memmove(lib.tensor_data(tensor), data, len(data))
                 tensors[index] = tensor
-            lib.session_run(self._session, None, self._inputs, tensors, self._input_count, self._outputs, outputs, self._output_count,
+            lib.session_run(self._session, self._run_options, self._inputs, tensors, self._input_count, self._outputs, outputs, self._output_count,
                             None, 0, None, status)
             _raise_for(lib, status)
             return [_to_array(lib, tensor) for tensor in outputs]

@@ -175,6 +175,7 @@ class Server:
             method_name_check=flags.enable_signature_method_name_check,
             disable_thread_spinning=flags.tensorflow_disable_thread_spinning,
             use_c_api=flags.load_with_c_api,
+            background_nice=flags.swap_load_nice,
         )
         self.manager = ModelManager(
             ManagerOptions(

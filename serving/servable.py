@@ -94,9 +94,13 @@ class LoadOptions:
     # Python gRPC/REST threads need to send the response (measured: ~30% higher latency).
     disable_thread_spinning: bool = True
     # Load and run through TensorFlow's C API (serving/c_session.py): a load then never holds
-    # the GIL, so requests keep being answered while a version swaps in. False: TensorFlow's
-    # Python loader and session, as before.
-    use_c_api: bool = True
+    # the GIL, so requests keep being answered while a version swaps in, but each request costs
+    # about 0.1 ms more (docs/serving-performance.md). Off by default: TensorFlow's Python
+    # loader and session.
+    use_c_api: bool = False
+    # How much nicer the C API's background pool (variable restore, init ops, warmup) runs than
+    # the request threads; the server passes --swap_load_nice.
+    background_nice: int = 10
 
 
 class Servable:
@@ -135,7 +139,8 @@ class Servable:
         session_config.experimental.disable_thread_spinning = options.disable_thread_spinning
         try:
             if options.use_c_api and c_session.available():
-                session: Any = c_session.CSession(path, options.tags, session_config)
+                session: Any = c_session.CSession(path, options.tags, session_config,
+                                                  options.background_nice)
             else:
                 session = _PythonSession(path, options.tags, session_config)
         except BaseException as exc:
@@ -186,13 +191,13 @@ class Servable:
     def _run_warmup_entry(self, entry: Any) -> None:
         kind = entry.WhichOneof("log_type")
         if kind == "predict_log":
-            self.predict(entry.predict_log.request, runner=self.run_direct)
+            self.predict(entry.predict_log.request, runner=self.run_background)
         elif kind == "classify_log":
-            self.classify(entry.classify_log.request, runner=self.run_direct)
+            self.classify(entry.classify_log.request, runner=self.run_background)
         elif kind == "regress_log":
-            self.regress(entry.regress_log.request, runner=self.run_direct)
+            self.regress(entry.regress_log.request, runner=self.run_background)
         elif kind == "multi_inference_log":
-            self.multi_inference(entry.multi_inference_log.request, runner=self.run_direct)
+            self.multi_inference(entry.multi_inference_log.request, runner=self.run_background)
         else:
             raise errors.unimplemented(f"Unsupported log_type for warmup: {kind}")
 
@@ -227,14 +232,21 @@ class Servable:
 
     def run_direct(self, feeds: tuple, fetches: tuple, arrays: list) -> list:
         """Runs tensors through the session, bypassing any batching."""
-        key = (feeds, fetches)
+        return self._run(feeds, fetches, arrays, False)
+
+    def run_background(self, feeds: tuple, fetches: tuple, arrays: list) -> list:
+        """As run_direct, on the session's background pool (warmup: see CSession)."""
+        return self._run(feeds, fetches, arrays, True)
+
+    def _run(self, feeds: tuple, fetches: tuple, arrays: list, background: bool) -> list:
+        key = (feeds, fetches, background)
         fn = self._callables.get(key)
         if fn is None:
             with self._callables_lock:
                 fn = self._callables.get(key)
                 if fn is None:
                     try:
-                        fn = self._session.make_callable(feeds, fetches)
+                        fn = self._session.make_callable(feeds, fetches, background)
                     except KeyError as exc:
                         raise errors.invalid_argument(
                             f"Tensor {exc.args[0]}, specified in either feed_devices or "
@@ -480,7 +492,9 @@ class _PythonSession:
             self._session.close()
             raise
 
-    def make_callable(self, feeds: Sequence[str], fetches: Sequence[str]) -> Callable:
+    def make_callable(self, feeds: Sequence[str], fetches: Sequence[str],
+                      background: bool = False) -> Callable:
+        del background  # one pool: the session's
         options = config_pb2.CallableOptions()
         options.feed.extend(feeds)
         options.fetch.extend(fetches)

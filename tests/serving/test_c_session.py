@@ -43,7 +43,7 @@ def string_model(tmp_path_factory) -> str:
 
 def _both(path: str):
     python = Servable.load("m", 1, path, LoadOptions(use_c_api=False, enable_warmup=False))
-    c_api = Servable.load("m", 1, path, LoadOptions(enable_warmup=False))
+    c_api = Servable.load("m", 1, path, LoadOptions(enable_warmup=False, use_c_api=True))
     return python, c_api
 
 
@@ -56,9 +56,55 @@ def _run(servable: Servable, arrays: dict[str, np.ndarray]) -> dict[str, np.ndar
     return dict(zip(outputs, results, strict=True))
 
 
-def test_the_c_api_is_the_default_and_available():
+def test_the_c_api_is_available_and_the_server_flag_turns_it_on():
+    from serving.flags import parse_flags
+
     assert c_session.available(), "this TensorFlow must export TF_LoadSessionFromSavedModel"
-    assert LoadOptions().use_c_api
+    assert not LoadOptions().use_c_api  # opt-in: each request costs ~0.1 ms more
+    base = ["--model_base_path=/tmp/m", "--model_name=m"]
+    assert parse_flags([*base, "--load_with_c_api"]).load_with_c_api
+    assert not parse_flags(base).load_with_c_api
+
+
+_NICE_PROBE = """
+import glob, json, os, sys
+from serving.servable import LoadOptions, Servable
+
+def nice_by_thread():
+    values = {}
+    for stat in glob.glob("/proc/self/task/*/stat"):
+        try:
+            fields = open(stat, encoding="utf-8").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        values[int(stat.split("/")[4])] = int(fields[16])
+    return values
+
+before = nice_by_thread()
+servable = Servable.load("m", 1, sys.argv[1], LoadOptions(use_c_api=True, background_nice=7, inter_op_threads=2))
+started = [nice for tid, nice in nice_by_thread().items() if tid not in before]
+print(json.dumps({"mine": os.getpriority(os.PRIO_PROCESS, 0), "started": started}))
+servable.close()
+"""
+
+
+def test_the_background_pool_runs_nicer_than_the_request_pool(string_model):
+    """Warmup and the load's own runs go to a pool whose thread is niced, so a version warming
+    up does not take the CPU from requests; the request pool keeps the server's priority. (A
+    fresh process: the pools are made once per process.)"""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo), TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run([sys.executable, "-c", _NICE_PROBE, string_model], env=env, check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    mine, started = report["mine"], report["started"]
+    assert started.count(min(mine + 7, 19)) == 1, report  # the background pool's one thread
+    assert started.count(mine) >= 2, report  # the request pool's two threads
 
 
 def test_strings_numbers_and_scalars_match_the_python_session(string_model):
@@ -116,16 +162,16 @@ def test_load_errors_name_the_problem(string_model, tmp_path):
     from serving import errors
 
     with pytest.raises(errors.ServingError) as missing_tag:
-        Servable.load("m", 1, string_model, LoadOptions(tags=("gpu",), enable_warmup=False))
+        Servable.load("m", 1, string_model, LoadOptions(tags=("gpu",), enable_warmup=False, use_c_api=True))
     assert missing_tag.value.code.name == "NOT_FOUND" and "tags" in missing_tag.value.message
     with pytest.raises(errors.ServingError) as no_model:
-        Servable.load("m", 1, str(tmp_path / "nothing"), LoadOptions(enable_warmup=False))
+        Servable.load("m", 1, str(tmp_path / "nothing"), LoadOptions(enable_warmup=False, use_c_api=True))
     assert no_model.value.code.name == "NOT_FOUND" and "nothing" in no_model.value.message
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "saved_model.pb").write_bytes(b"\x0a\xff\xff garbage")
     with pytest.raises(errors.ServingError):
-        Servable.load("m", 1, str(corrupt), LoadOptions(enable_warmup=False))
+        Servable.load("m", 1, str(corrupt), LoadOptions(enable_warmup=False, use_c_api=True))
 
 
 def test_signatures_only_keeps_the_signatures_and_drops_the_graph(string_model):
