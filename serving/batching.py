@@ -146,6 +146,7 @@ class BatchScheduler:
         self._cv = threading.Condition()
         self._queues: dict[Hashable, _Queue] = {}
         self._running = 0  # batches being run, by batch threads or (lone tasks) their callers
+        self._last_batch_tasks = 0  # tasks in the batch run last: 1 while requests come one at a time
         self._stopped = False
         self._threads = [
             threading.Thread(target=self._work, name=f"batch_threads_{i}", daemon=True)
@@ -181,9 +182,13 @@ class BatchScheduler:
                 queue = self._queues[queue_key] = _Queue(queue_key, runner)
             # A lone task with no timeout to wait for company, nothing queued to join and a
             # batch slot free would be picked up by an idle batch thread at once and run alone:
-            # run it here instead, and save the two thread hand-offs (there and back).
+            # run it here instead, and save the two thread hand-offs (there and back). Only
+            # while requests come one at a time (the last batch was one task): under concurrent
+            # load the first request after a batch would otherwise run alone each time, and
+            # the others would wait for it instead of joining it (32 clients: 7% fewer pairs/s).
             inline = (timeout_s == 0 and queue.open is None and not queue.closed
-                      and self._running < self.options.num_batch_threads)
+                      and self._running < self.options.num_batch_threads
+                      and self._last_batch_tasks <= 1)
             if inline:
                 self._running += 1
             else:
@@ -302,6 +307,7 @@ class BatchScheduler:
                 start, stop = int(offsets[i]), int(offsets[i + 1])
                 task.result = [out[start:stop] for out in outputs]
             with self._cv:
+                self._last_batch_tasks = len(tasks)
                 self.stats.batches += 1
                 self.stats.tasks += len(tasks)
                 self.stats.rows += batch.size
