@@ -175,13 +175,10 @@ class CSession:
         _create_pools(lib, config, background_nice)
         self._background_options = _background_run_options(lib)
         status = lib.new_status()
-        options = lib.new_session_options()
+        options = _session_options(lib, config, status)
         meta_graph = lib.new_buffer()
         graph = lib.new_graph()
         try:
-            serialized = config.SerializeToString()
-            lib.set_config(options, serialized, len(serialized), status)
-            _raise_for(lib, status)
             c_tags = (ctypes.c_char_p * len(tags))(*[t.encode() for t in tags])
             session = lib.load_session(options, self._background_options, path.encode(), c_tags,
                                        len(tags), graph, meta_graph, status)
@@ -293,20 +290,32 @@ def _only_pool(config: config_pb2.ConfigProto, index: int) -> config_pb2.ConfigP
 def _make_session(lib: _Library, config: config_pb2.ConfigProto) -> None:
     """An empty session with `config`: makes its named pools, which outlive it."""
     status = lib.new_status()
-    options = lib.new_session_options()
-    graph = lib.new_graph()
     try:
-        serialized = config.SerializeToString()
-        lib.set_config(options, serialized, len(serialized), status)
-        _raise_for(lib, status)
-        session = lib.new_session(graph, options, status)
-        _raise_for(lib, status)
-        lib.close_session(session, status)
-        lib.delete_session(session, status)
+        options = _session_options(lib, config, status)
+        graph = lib.new_graph()
+        try:
+            session = lib.new_session(graph, options, status)
+            _raise_for(lib, status)
+            lib.close_session(session, status)
+            lib.delete_session(session, status)
+        finally:
+            lib.delete_graph(graph)
+            lib.delete_session_options(options)
     finally:
-        lib.delete_graph(graph)
-        lib.delete_session_options(options)
         lib.delete_status(status)
+
+
+def _session_options(lib: _Library, config: config_pb2.ConfigProto, status: int) -> int:
+    """TF_SessionOptions holding `config` (the caller deletes them)."""
+    options = lib.new_session_options()
+    serialized = config.SerializeToString()
+    lib.set_config(options, serialized, len(serialized), status)
+    try:
+        _raise_for(lib, status)
+    except CApiError:
+        lib.delete_session_options(options)
+        raise
+    return options
 
 
 def _background_run_options(lib: _Library) -> Any:

@@ -159,33 +159,15 @@ def test_a_task_run_in_its_caller_holds_a_batch_thread_slot():
     assert runner.most_at_once == 1
     assert runner.threads[1:] == ["batch_threads_0"]  # the two queued together: one batch
     assert [b[0].tolist() for b in runner.batches][1:] == [[1.0, 2.0]]
-    scheduler.stop()
-
-
-def test_after_a_batch_of_several_the_next_lone_task_goes_to_a_batch_thread():
     # Under concurrent load the first request after a batch must not run alone in its caller
-    # while the others wait for the slot: it is queued, so they can join it. Once a batch of one
-    # has run (requests come one at a time again), lone tasks run in their callers again.
-    gate = threading.Event()
-    scheduler = BatchScheduler(BatchingOptions(num_batch_threads=1))
-    runner = ThreadRecorder(gate=gate)
-    with ThreadPoolExecutor(3) as pool:
-        first = pool.submit(scheduler.run, "k", runner, [np.zeros(1)])
-        time.sleep(0.1)
-        rest = [pool.submit(scheduler.run, "k", runner, [np.full(1, i)]) for i in (1, 2)]
-        time.sleep(0.1)
-        gate.set()
-        first.result(5)
-        [r.result(5) for r in rest]
-    assert len(runner.threads) == 2 and runner.threads[1] == "batch_threads_0"  # a lone one, then two together
-    after_two = threading.Thread(target=scheduler.run, args=("k", runner, [np.ones(1)]), name="caller")
-    after_two.start()
-    after_two.join(5)
-    assert runner.threads[-1] == "batch_threads_0"  # the last batch had two tasks
-    again = threading.Thread(target=scheduler.run, args=("k", runner, [np.ones(1)]), name="caller")
-    again.start()
-    again.join(5)
-    assert runner.threads[-1] == "caller"  # the last batch had one
+    # while the others wait for the slot: after a batch of several it is queued, so they can
+    # join it; once a batch of one has run (requests come one at a time again), lone tasks run
+    # in their callers again.
+    for expected in ("batch_threads_0", "caller"):
+        lone = threading.Thread(target=scheduler.run, args=("k", runner, [np.ones(1)]), name="caller")
+        lone.start()
+        lone.join(5)
+        assert runner.threads[-1] == expected
     scheduler.stop()
 
 
