@@ -37,6 +37,7 @@ _VIEW = 3  # TF_TSTR_VIEW: size << 2 | 3, then a pointer that the tensor does no
 _SMALL, _LARGE, _OFFSET = 0, 1, 2
 _VIEW_RECORD = struct.Struct("<QQQ")
 _U2, _U3 = np.uint64(2), np.uint64(3)
+_INVALID_ARGUMENT, _UNIMPLEMENTED = 3, 12  # TF_Code, the gRPC numbering
 _NUMPY_BY_TF: dict[int, np.dtype] = {}
 _TF_BY_NUMPY: dict[np.dtype, int] = {}
 
@@ -199,7 +200,8 @@ class CSession:
     def make_callable(self, feeds: Sequence[str], fetches: Sequence[str],
                       background: bool = False) -> _Callable:
         """A function of the feeds' arrays returning the fetches' arrays (on the background pool
-        when `background`); raises KeyError for a tensor name the graph lacks."""
+        when `background`); raises CApiError, as TensorFlow's session does, for a tensor name
+        the graph lacks."""
         return _Callable(self._lib, self._session, self, tuple(self._output(name) for name in feeds),
                          tuple(self._output(name) for name in fetches),
                          self._background_options if background else None)
@@ -209,7 +211,8 @@ class CSession:
         operation = self._lib.operation_by_name(self._graph, op_name.encode())
         position = int(index) if index.isdigit() else 0 if not index else -1
         if not operation or not 0 <= position < self._lib.operation_num_outputs(operation):
-            raise KeyError(name)
+            raise CApiError(_INVALID_ARGUMENT, f"Tensor {name}, specified in either feed_devices or "
+                                               "fetch_devices was not in the Graph")
         return _TFOutput(operation, position)
 
     def close(self) -> None:
@@ -407,14 +410,14 @@ class _Callable:
                 else:
                     dtype = _TF_BY_NUMPY.get(array.dtype)
                     if dtype is None:
-                        raise CApiError(3, f"cannot feed an array of numpy dtype {array.dtype}")
+                        raise CApiError(_INVALID_ARGUMENT, f"cannot feed an array of numpy dtype {array.dtype}")
                     data = array.tobytes()
                 tensor = lib.allocate_tensor(dtype, dims, array.ndim, len(data))
                 if data:
                     lib.memmove(lib.tensor_data(tensor), data, len(data))
                 tensors[index] = tensor
-            lib.session_run(self._session, self._run_options, self._inputs, tensors, self._input_count, self._outputs, outputs, self._output_count,
-                            None, 0, None, status)
+            lib.session_run(self._session, self._run_options, self._inputs, tensors, self._input_count,
+                            self._outputs, outputs, self._output_count, None, 0, None, status)
             _raise_for(lib, status)
             return [_to_array(lib, tensor) for tensor in outputs]
         finally:
@@ -451,7 +454,7 @@ def _as_bytes(value: Any) -> bytes:
         return value.encode("utf-8")
     if isinstance(value, (bytearray, memoryview, np.bytes_)):
         return bytes(value)
-    raise CApiError(3, f"cannot feed {type(value).__name__} as a string")
+    raise CApiError(_INVALID_ARGUMENT, f"cannot feed {type(value).__name__} as a string")
 
 
 def _to_array(lib: _Library, tensor: int) -> np.ndarray:
@@ -463,7 +466,7 @@ def _to_array(lib: _Library, tensor: int) -> np.ndarray:
         return _strings(data, int(np.prod(shape, dtype=np.int64)), shape)
     numpy_dtype = _NUMPY_BY_TF.get(dtype)
     if numpy_dtype is None:
-        raise CApiError(12, f"cannot fetch a tensor of TensorFlow dtype {dtype}")
+        raise CApiError(_UNIMPLEMENTED, f"cannot fetch a tensor of TensorFlow dtype {dtype}")
     return np.frombuffer(ctypes.string_at(data, size) if size else b"", dtype=numpy_dtype).reshape(shape)
 
 

@@ -240,19 +240,13 @@ class Servable:
 
     def _run(self, feeds: tuple, fetches: tuple, arrays: list, background: bool) -> list:
         key = (feeds, fetches, background)
-        fn = self._callables.get(key)
-        if fn is None:
-            with self._callables_lock:
-                fn = self._callables.get(key)
-                if fn is None:
-                    try:
-                        fn = self._session.make_callable(feeds, fetches, background)
-                    except KeyError as exc:
-                        raise errors.invalid_argument(
-                            f"Tensor {exc.args[0]}, specified in either feed_devices or "
-                            "fetch_devices was not in the Graph") from exc
-                    self._callables[key] = fn
         try:
+            fn = self._callables.get(key)
+            if fn is None:
+                with self._callables_lock:
+                    fn = self._callables.get(key)
+                    if fn is None:
+                        fn = self._callables[key] = self._session.make_callable(feeds, fetches, background)
             return fn(*arrays)
         except (tf.errors.OpError, c_session.CApiError) as exc:
             raise errors.from_exception(exc) from exc
@@ -498,13 +492,7 @@ class _PythonSession:
         options = config_pb2.CallableOptions()
         options.feed.extend(feeds)
         options.fetch.extend(fetches)
-        try:
-            return self._session._make_callable_from_options(options)  # noqa: SLF001
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
-            missing = next((n for n in (*feeds, *fetches) if n in exc.message), None)
-            if missing is None:
-                raise
-            raise KeyError(missing) from exc
+        return self._session._make_callable_from_options(options)  # noqa: SLF001
 
     def close(self) -> None:
         self._session.close()

@@ -153,6 +153,8 @@ def test_run_errors_keep_tensorflows_code_and_message(string_model):
         signature = c_api.signature("serving_default")
         with pytest.raises(errors.ServingError, match="was not in the Graph"):
             c_api.run_direct(("no_such_op:0",), signature.output_names, [np.zeros(1)])
+        with pytest.raises(errors.ServingError, match="no_such_op"):  # TensorFlow's own words
+            python.run_direct(("no_such_op:0",), signature.output_names, [np.zeros(1)])
     finally:
         python.close()
         c_api.close()
