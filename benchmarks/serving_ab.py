@@ -74,17 +74,17 @@ class TreeServer(ServerProcess):
         self.address = self.grpc_address
 
 
-def measure(servers: dict[str, TreeServer], payload: bytes, blocks: int, seconds: float,
+def measure(servers: dict[str, TreeServer], payloads: list[bytes], blocks: int, seconds: float,
             clients: int, prime_clients: int) -> dict[str, dict[str, list[float]]]:
     """Alternating blocks (the order flips every block); per block: p50 ms, CPU ms/request.
     With `prime_clients`, each server first serves that many concurrent clients for a second,
     as in serving_bench.py's rounds (its thread pool grows to their number)."""
     for server in servers.values():
         if prime_clients:
-            primer = bench.GrpcClients(server.address, prime_clients, payload)
+            primer = bench.GrpcClients(server.address, prime_clients, payloads)
             bench.run_threads(prime_clients, primer, 1.0, 0.1)
             primer.close()
-    loads = {key: bench.GrpcClients(s.address, clients, payload) for key, s in servers.items()}
+    loads = {key: bench.GrpcClients(s.address, clients, payloads) for key, s in servers.items()}
     out = {key: {"p50": [], "cpu": [], "rps": [], "faults": []} for key in servers}
     try:
         for load in loads.values():  # warm both up
@@ -154,16 +154,14 @@ def main() -> int:
     if not (base / "1" / "saved_model.pb").exists():
         subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "serving_bench.py"),
                         "--build-only", "default", str(base / "1")], check=True)
-        client.write_warmup_requests(base / "1", [dict(c, query="q") for c in
-                                                  bench.make_candidates(50, seed=3)], "ranker")
+        client.write_warmup_requests(base / "1", [dict(c, query=bench.market_query(0)) for c in
+                                                  bench.make_candidates(50, seed=0)], "ranker")
     baseline_root = workdir / "baseline"
     baseline_root.mkdir(exist_ok=True)
     export_commit(args.baseline, baseline_root)
-    query = "lightweight running shoes"
-    payloads = {
-        "rank50": client.build_predict_request(query, bench.make_candidates(50, 1), "ranker"),
-        "pair": client.build_predict_request(query, bench.make_candidates(1, 2), "ranker"),
-    }
+    # As serving_bench.py sends them: each client its own search's request.
+    payloads = {name: [r.SerializeToString() for r in variants]
+                for name, variants in bench.bench_requests(max(args.clients, args.prime_clients, 1)).items()}
     flags = ["--model_name=ranker", f"--model_base_path={base}", *args.server_flags.split()]
     print(f"CPU: {bench.cpu_model()}, {len(allowed)} CPUs; load average "
           f"{os.getloadavg()[0]:.2f}; A = {args.baseline}, B = this checkout; "
@@ -179,8 +177,7 @@ def main() -> int:
         if client_cpus:
             os.sched_setaffinity(0, client_cpus)
         for name in args.requests.split(","):
-            payload = payloads[name].SerializeToString()
-            out = measure(servers, payload, args.blocks, args.block_seconds, args.clients,
+            out = measure(servers, payloads[name], args.blocks, args.block_seconds, args.clients,
                           args.prime_clients)
             delta = [b - a for a, b in zip(out["A"]["p50"], out["B"]["p50"], strict=True)]
             print(f"{name}, {args.clients} client(s), {args.blocks} blocks of "

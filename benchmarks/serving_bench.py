@@ -13,9 +13,13 @@ What it measures, in one run (numbers are printed, nothing is asserted):
   * for two ranker sizes (--models): trainer/'s default (what `make demo` serves) and bert-mini.
 
 The models are built here with plain TF ops and the trainer's serving signature (see
-build_bert_ranker): tensorflow_text wordpiece tokenization of the (query, product) pair to 48
-tokens, a BERT encoder, id embeddings and the price (query, title, brand, category, product_id,
-price -> score).
+build_bert_ranker): tensorflow_text wordpiece tokenization of the (query, product) pair, padded
+to the longest pair of the call as trainer/text.py pads (at most 48 tokens), a BERT encoder, id
+embeddings and the price (query, title, brand, category, product_id, price -> score). The text is
+the generated market's (freshrank/market: queries and titles in English and Chinese) under a
+WordPiece vocabulary learned from it as the trainer learns one, so that pairs are as long as the
+product's (22 wordpieces on average); each concurrent client sends its own search's request, so
+that a batch is as wide as its longest pair, as under real traffic.
 
 Clients send pre-serialized requests through raw gRPC method handles so that the client's own
 protobuf work does not eat the CPUs the server needs; responses are checked for status only
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
@@ -123,24 +128,27 @@ def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> Non
     """A BERT cross-encoder ranker with the production signature of trainer/'s export.
 
     Same in-graph text pipeline as trainer/text.py (tensorflow_text BertTokenizer over a
-    vocabulary asset, RoundRobinTrimmer, combine_segments, pad_model_inputs to 48 tokens), a
-    BERT encoder of the given shape, hashed id embeddings for brand, category and product_id,
-    the log price, and a 64-unit head. Weights are random: only the cost of serving it matters.
+    WordPiece vocabulary asset learned from the market's text by trainer/vocab.py,
+    RoundRobinTrimmer, combine_segments, pad_model_inputs to 48 tokens, then cut to the call's
+    longest pair), a BERT encoder of the given shape, hashed id embeddings for brand, category
+    and product_id, the log price, and a 64-unit head. Weights are random: only the cost of
+    serving it matters.
     """
     import tensorflow as tf
     import tensorflow_text as tft
 
     from trainer.config import TrainConfig
     from trainer.model import raw_input_specs
+    from trainer.vocab import learn_wordpiece_vocab, write_lines
 
     hidden, heads, ff, seq_len, layers = (shape.hidden, shape.heads, shape.intermediate,
                                           shape.seq_len, shape.layers)
     id_dim, id_buckets = 16, 4096
-    vocab_words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + sorted(set(WORDS)) + [
-        "##" + suffix for suffix in ("s", "ing", "er", "ed", "y", "proof", "weight")]
+    vocab_words = learn_wordpiece_vocab(market_texts(), TrainConfig().vocab_size)
     vocab_path = Path(export_dir).parent / "bench_vocab.txt"
     vocab_path.parent.mkdir(parents=True, exist_ok=True)
-    vocab_path.write_text("\n".join(vocab_words) + "\n")
+    write_lines(str(vocab_path), vocab_words)
+    cls_id, sep_id = vocab_words.index("[CLS]"), vocab_words.index("[SEP]")
     rng = np.random.default_rng(seed)
 
     def var(*shape, scale=0.02):
@@ -174,14 +182,16 @@ def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> Non
         def _block(self, x, bias, p):
             batch = tf.shape(x)[0]
 
+            width = tf.shape(x)[1]
+
             def split(t):
-                return tf.transpose(tf.reshape(t, [batch, seq_len, heads, hidden // heads]),
+                return tf.transpose(tf.reshape(t, [batch, width, heads, hidden // heads]),
                                     [0, 2, 1, 3])
 
             q, k, v = (split(tf.einsum("bsh,hd->bsd", x, p[w])) for w in ("wq", "wk", "wv"))
             scores = tf.matmul(q, k, transpose_b=True) / float(np.sqrt(hidden // heads)) + bias
             attended = tf.matmul(tf.nn.softmax(scores), v)
-            attended = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, seq_len, hidden])
+            attended = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, width, hidden])
             x = self._norm(x + tf.einsum("bsh,hd->bsd", attended, p["wo"]))
             inner = tf.nn.gelu(tf.einsum("bsh,hf->bsf", x, p["w1"]) + p["b1"])
             return self._norm(x + tf.einsum("bsf,fh->bsh", inner, p["w2"]) + p["b2"])
@@ -192,12 +202,15 @@ def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> Non
             q = self.tokenizer.tokenize(query).merge_dims(-2, -1)
             d = self.tokenizer.tokenize(document).merge_dims(-2, -1)
             q, d = self.trimmer.trim([q, d])
-            ids, segments = tft.combine_segments([q, d], start_of_sequence_id=2,
-                                                 end_of_segment_id=3)
+            ids, segments = tft.combine_segments([q, d], start_of_sequence_id=cls_id,
+                                                 end_of_segment_id=sep_id)
             word_ids, mask = tft.pad_model_inputs(ids, seq_len, pad_value=0)
             type_ids, _ = tft.pad_model_inputs(segments, seq_len, pad_value=0)
+            # Only as wide as the batch's longest pair, as trainer/text.py pads.
+            width = tf.maximum(tf.reduce_max(tf.reduce_sum(mask, axis=1)), 1)
+            word_ids, mask, type_ids = word_ids[:, :width], mask[:, :width], type_ids[:, :width]
             x = (tf.gather(self.word, word_ids) + tf.gather(self.segment, type_ids)
-                 + self.position)
+                 + self.position[:width])
             bias = (1.0 - tf.cast(mask, tf.float32))[:, None, None, :] * -1e9
             for block in self.blocks:
                 x = self._block(x, bias, block)
@@ -214,19 +227,52 @@ def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> Non
     tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.serve})
 
 
-WORDS = ("running shoes trail waterproof women men lightweight red blue jacket rain "
-         "wool socks hiking boots leather classic sport tee cotton slim fit").split()
+# The generated market whose first day's searches the requests are made of (any seed would do:
+# only the lengths of the texts matter to the cost of serving them).
+MARKET_SEED = 7
+MARKET_SEARCHES = 200
+
+
+@functools.lru_cache(maxsize=1)
+def market_searches() -> tuple:
+    from freshrank.market.market import Market
+
+    market = Market(seed=MARKET_SEED)
+    return tuple(market.searches(market.market_start, MARKET_SEARCHES))
+
+
+def market_texts() -> list[str]:
+    """What the trainer learns its vocabulary from: queries and product texts."""
+    searches = market_searches()
+    return [s.query for s in searches] + [
+        " ".join((c["title"], c["brand"], c["category"])) for s in searches for c in s.candidates]
 
 
 def make_candidates(count: int, seed: int) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    return [{
-        "product_id": f"p{seed}-{i}",
-        "title": " ".join(rng.choice(WORDS, size=int(rng.integers(3, 12)))),
-        "brand": str(rng.choice(["acme", "peak", "nordic", "zen"])),
-        "category": str(rng.choice(["shoes", "apparel", "outdoor"])),
-        "price": float(rng.uniform(5, 300)),
-    } for i in range(count)]
+    """`count` distinct products shown on the market's first day, a different draw per seed."""
+    pool = list({c["product_id"]: c for s in market_searches() for c in s.candidates}.values())
+    picks = np.random.default_rng(seed).choice(len(pool), size=count, replace=False)
+    return [dict(pool[i]) for i in picks]
+
+
+def market_query(index: int) -> str:
+    return market_searches()[index % MARKET_SEARCHES].query
+
+
+def bench_requests(clients: int) -> dict[str, list]:
+    """Per request kind, one PredictRequest per client: client i sends search i's query with
+    50 products (rank50) or one of its own products (pair). Client 0's is the one measured at
+    one client and checked against the in-process scores."""
+    from serving import client
+
+    searches = market_searches()
+    return {
+        "rank50": [client.build_predict_request(market_query(i), make_candidates(50, seed=1 + i),
+                                                "ranker") for i in range(clients)],
+        "pair": [client.build_predict_request(market_query(i),
+                                              [searches[i % MARKET_SEARCHES].candidates[0]],
+                                              "ranker") for i in range(clients)],
+    }
 
 
 # -- measurement ---------------------------------------------------------------------------------
@@ -350,17 +396,17 @@ def session_call(signature, request) -> tuple[tuple, tuple, list]:
 
 class InProcessTarget:
     """The floor: the SavedModel's session called from this process's threads (on the servers'
-    CPUs when --client-cpus splits the machine)."""
+    CPUs when --client-cpus splits the machine); `run_once(i)` runs client i's request."""
 
     def __init__(self, run_once, cpus: frozenset[int] | None = None):
         self.run_once = run_once
         self.cpus = cpus
 
     def caller(self):
-        return (lambda _index: self.run_once()), (lambda: None)
+        return self.run_once, (lambda: None)
 
     def measure(self, clients: int, seconds: float, warmup: float):
-        return run_threads(clients, lambda _index: self.run_once(), seconds, warmup, self.cpus)
+        return run_threads(clients, self.run_once, seconds, warmup, self.cpus)
 
 
 class ServerTarget:
@@ -368,16 +414,16 @@ class ServerTarget:
     per client. (An asyncio load generator was measured too: the same client CPU per request,
     about 0.3-0.4 ms, and the same throughput, so the simpler threads stay.)"""
 
-    def __init__(self, address: str, payload: bytes):
+    def __init__(self, address: str, payloads: list[bytes]):
         self.address = address
-        self.payload = payload
+        self.payloads = payloads
 
     def caller(self):
-        load = GrpcClients(self.address, 1, self.payload)
+        load = GrpcClients(self.address, 1, self.payloads)
         return load, load.close
 
     def measure(self, clients: int, seconds: float, warmup: float):
-        load = GrpcClients(self.address, clients, self.payload)
+        load = GrpcClients(self.address, clients, self.payloads)
         try:
             return run_threads(clients, load, seconds, warmup)
         finally:
@@ -436,15 +482,18 @@ def median_seconds(run_once, calls: int = 60, warmup: int = 10) -> float:
 
 
 class GrpcClients:
-    """One channel per client thread, raw Predict with a pre-serialized request."""
+    """One channel per client thread, raw Predict with pre-serialized requests: client i sends
+    payloads[i] (cycling when there are fewer payloads than clients)."""
 
-    def __init__(self, address: str, clients: int, payload: bytes):
+    def __init__(self, address: str, clients: int, payloads: list[bytes]):
+        if isinstance(payloads, bytes):
+            raise TypeError("payloads: a list of serialized requests, one per client")
         self.channels = [grpc.insecure_channel(address) for _ in range(clients)]
         self.calls = [ch.unary_unary(PREDICT_METHOD) for ch in self.channels]
-        self.payload = payload
+        self.payloads = [payloads[i % len(payloads)] for i in range(clients)]
 
     def __call__(self, index: int) -> None:
-        self.calls[index](self.payload, timeout=60)
+        self.calls[index](self.payloads[index], timeout=60)
 
     def close(self) -> None:
         for channel in self.channels:
@@ -609,20 +658,16 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
     subprocess.run([sys.executable, __file__, "--build-only", model, str(base / "1")],
                    check=True)
 
-    query = "lightweight running shoes"
-    ranking = make_candidates(50, seed=1)
-    pair = make_candidates(1, seed=2)
     # As the trainer's export does: warmup requests of both shapes (50 candidates and one), which
     # every server replays at load, so the first requests to a swapped-in version do not pay for
     # the session's lazy initialisation (the in-process floor loads without them and is warmed
     # up by the benchmark's own calls).
-    client.write_warmup_requests(base / "1", [dict(c, query=query) for c in
-                                              make_candidates(50, seed=3)], "ranker")
-    requests = {
-        "rank50": client.build_predict_request(query, ranking, "ranker"),
-        "pair": client.build_predict_request(query, pair, "ranker"),
-    }
-    payloads = {name: r.SerializeToString() for name, r in requests.items()}
+    client.write_warmup_requests(base / "1", [dict(c, query=market_query(0)) for c in
+                                              make_candidates(50, seed=0)], "ranker")
+    per_client = bench_requests(max(CLIENT_COUNTS))
+    requests = {name: variants[0] for name, variants in per_client.items()}
+    payloads = {name: [r.SerializeToString() for r in variants]
+                for name, variants in per_client.items()}
     results: dict[str, list[Stats]] = {}
 
     # The floor: the same SavedModel, same session API, called in-process with numpy arrays.
@@ -663,13 +708,15 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
         for server in servers.values():
             check_server(server, requests["rank50"], expected)
         run_once = {}
-        for name, request in requests.items():
-            def call_session(call=session_call(signature, request)):
-                return servable.run_direct(*call)
+        for name, variants in per_client.items():
+            calls = [session_call(signature, request) for request in variants]
+
+            def call_session(index: int, calls=calls):
+                return servable.run_direct(*calls[index])
 
             run_once[name] = call_session
-            floors[name] = FloorTarget(median_seconds(call_session) * 1000.0, payloads[name],
-                                       args.server_cpus)
+            floors[name] = FloorTarget(median_seconds(lambda f=call_session: f(0)) * 1000.0,
+                                       payloads[name][0], args.server_cpus)
             results[f"floor/{name}/hold"] = [Stats(f"floor hold {name}", 1, 0, 0, 0.0,
                                                    floors[name].hold_ms, floors[name].hold_ms)]
         runs = [(clients, str(clients)) for clients in CLIENT_COUNTS]
@@ -704,7 +751,7 @@ def bench_model(model: str, workdir: Path, args: argparse.Namespace
         for _ in range(args.rounds if args.swap_only else 1):
             for key, server in servers.items():
                 swaps.setdefault(key[5:], []).append(
-                    swap_test(server, bases[key], payloads["pair"], args.duration))
+                    swap_test(server, bases[key], payloads["pair"][:SWAP_CLIENTS], args.duration))
     finally:
         for floor in floors.values():
             floor.close()
@@ -736,7 +783,7 @@ class SwapResult:
     load_ms: list[float]
 
 
-def swap_test(server: Server, base: Path, payload: bytes, steady_seconds: float,
+def swap_test(server: Server, base: Path, payloads: list[bytes], steady_seconds: float,
               clients: int = SWAP_CLIENTS, rate: float = SWAP_RATE, swaps: int = 3
               ) -> SwapResult:
     """Pairs at a fixed `rate` (requests/s, from `clients` threads each sending on its own
@@ -748,7 +795,7 @@ def swap_test(server: Server, base: Path, payload: bytes, steady_seconds: float,
     to it and unloads the old one under the load) it is swapping. Steady and swapping windows
     alternate, so both see the same background load. Returns both latency distributions, the
     load times the server logged, and the failed requests."""
-    load = GrpcClients(server.address, clients, payload)
+    load = GrpcClients(server.address, clients, payloads)
     stop = threading.Event()
     phase = ["warmup"]
     samples: dict[str, list[list[float]]] = {"steady": [[] for _ in range(clients)],

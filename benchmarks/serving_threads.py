@@ -45,7 +45,7 @@ def measure(model_dir: str, intra: int, inter: int, no_spin: bool, seconds: floa
     signature = servable.signature("serving_default")
 
     def feed(count: int):
-        request = client.build_predict_request("lightweight running shoes",
+        request = client.build_predict_request(bench.market_query(0),
                                                bench.make_candidates(count, seed=2), "ranker")
         return bench.session_call(signature, request)
 

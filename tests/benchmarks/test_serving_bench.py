@@ -86,3 +86,45 @@ def test_a_floor_slower_than_the_server_is_reported_as_not_measured(capsys):
     text = capsys.readouterr().out
     assert "(goal <= 0.5 ms: not measured: the in-process floor was slower than the server" in text
     assert ": met)" not in text.split("batching throughput")[0]
+
+
+def test_each_client_sends_its_own_market_search():
+    """Under load every client sends a different search, so that a batch is as wide as its
+    longest pair, as under real traffic; the text is the generated market's."""
+    requests = bench.bench_requests(4)
+    pairs, pages = requests["pair"], requests["rank50"]
+    assert len(pairs) == len(pages) == 4
+    assert len({r.SerializeToString() for r in pairs}) == 4
+    for request in pairs:
+        assert request.inputs["title"].tensor_shape.dim[0].size == 1
+    for request in pages:
+        ids = request.inputs["product_id"].string_val
+        assert len(ids) == 50 and len(set(ids)) == 50
+    titles = [t.decode() for r in pages for t in r.inputs["title"].string_val]
+    assert any(not t.isascii() for t in titles)  # the market's Chinese titles among them
+
+
+def test_the_bench_ranker_scores_a_pair_alike_alone_and_beside_longer_pairs(tmp_path):
+    """The bench's ranker pads a call to its longest pair, as trainer/text.py does: padding is
+    masked, so a pair's score does not depend on the pairs it is batched with."""
+    import numpy as np
+
+    from serving import client
+    from serving.servable import LoadOptions, Servable
+
+    export = tmp_path / "ranker" / "1"
+    bench.build_bert_ranker(export, bench.MODEL_SHAPES["default"])
+    servable = Servable.load("ranker", 1, str(export), LoadOptions(enable_warmup=False))
+    signature = servable.signature("serving_default")
+    candidates = bench.make_candidates(50, seed=1)
+    short = min(range(50), key=lambda i: len(candidates[i]["title"]))
+
+    def scores(rows: list[dict]) -> np.ndarray:
+        request = client.build_predict_request(bench.market_query(0), rows, "ranker")
+        return servable.run_direct(*bench.session_call(signature, request))[0]
+
+    try:
+        np.testing.assert_allclose(scores(candidates)[short], scores([candidates[short]])[0],
+                                   rtol=1e-5)
+    finally:
+        servable.close()
