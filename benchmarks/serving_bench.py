@@ -180,9 +180,7 @@ def build_bert_ranker(export_dir: Path, shape: ModelShape, seed: int = 7) -> Non
             return (x - mean) * tf.math.rsqrt(variance + 1e-12)
 
         def _block(self, x, bias, p):
-            batch = tf.shape(x)[0]
-
-            width = tf.shape(x)[1]
+            batch, width = tf.shape(x)[0], tf.shape(x)[1]
 
             def split(t):
                 return tf.transpose(tf.reshape(t, [batch, width, heads, hidden // heads]),
