@@ -59,6 +59,10 @@ VARIANTS: dict[str, tuple] = {
     "encoder_rate1e-3_2pass": (0.0, {"warm_start_epochs": 2, "encoder_learning_rate": 1e-3}),
     "shrink0.5_perturb0.1_replay0.3_2pass": (0.3, {"warm_start_epochs": 2, "warm_start_shrink": 0.5,
                                                    "warm_start_perturb": 0.1}),
+    # Per-row rates for the id tables from the evidence each row has seen (trainer/row_evidence.py):
+    # old evidence kept whole (a stationary market) or halved per update.
+    "rowrate_decay1.0_2pass": (0.0, {"warm_start_epochs": 2, "row_evidence_decay": 1.0}),
+    "rowrate_decay0.5_2pass": (0.0, {"warm_start_epochs": 2, "row_evidence_decay": 0.5}),
     # A diagnostic, not a candidate: full retraining's data and passes (whole window, 3 epochs)
     # from the previous model instead of from scratch. Matching full retraining says the chain's
     # gap is the data it sees; falling short says warm-starting itself costs.

@@ -24,11 +24,13 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def write_examples(path: str, n: int, seed: int, flip_purchases: bool = False) -> None:
+def write_examples(path: str, n: int, seed: int, flip_purchases: bool = False,
+                   products: tuple[int, ...] | None = None) -> None:
     """A tiny ranking window as ExampleGen writes it (GZIP TFRecords of tf.Example).
 
     Clicks follow query-title agreement, so a model can learn something in a few steps;
-    `flip_purchases` poisons the purchase labels, as a broken logging job would.
+    `flip_purchases` poisons the purchase labels, as a broken logging job would; `products` keeps
+    only those of the five products (`p<index>`) in the window.
     """
     import numpy as np
     import tensorflow as tf
@@ -40,6 +42,8 @@ def write_examples(path: str, n: int, seed: int, flip_purchases: bool = False) -
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for i in range(n):
             t, q = int(rng.integers(len(titles))), int(rng.integers(len(queries)))
+            if products is not None:
+                t = products[t % len(products)]
             clicked = int(q == t or rng.random() < 0.2)
             purchased = int(clicked and rng.random() < 0.5)
             values = {

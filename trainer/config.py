@@ -146,6 +146,10 @@ class TrainConfig:
     # the same data; shrinking toward a fresh start restores plasticity. 1.0 and 0.0: off.
     warm_start_shrink: float = 1.0
     warm_start_perturb: float = 0.0
+    # Per-row rates for id tables in a warm update (trainer/row_evidence.py): each id row's peak
+    # rate x n_new / (n_new + row_evidence_decay x n_old), its impressions in this window against
+    # the evidence the base model carries for it; None: every row at the full rate.
+    row_evidence_decay: float | None = None
     # Vocabulary.
     vocab_size: int = 4000
     init_checkpoint: str | None = None
@@ -215,6 +219,8 @@ class TrainConfig:
             problems.append(f"warm_start_perturb must lie in [0, 1], got {self.warm_start_perturb}")
         if self.anchor_weight < 0:
             problems.append(f"anchor_weight must be >= 0, got {self.anchor_weight}")
+        if self.row_evidence_decay is not None and not 0.0 <= self.row_evidence_decay <= 1.0:
+            problems.append(f"row_evidence_decay must lie in [0, 1] (or null: off), got {self.row_evidence_decay}")
         if self.warm_start_epochs is not None and self.warm_start_epochs < 1:
             problems.append(f"warm_start_epochs must be >= 1, got {self.warm_start_epochs}")
         if self.batch_size < 1 or self.epochs < 1:

@@ -34,6 +34,7 @@ from trainer.config import (
     TrainConfig,
 )
 from trainer.interaction import QueryDocumentInteraction
+from trainer.row_evidence import attach_evidence
 from trainer.text import PairTokenizer, TextInputs, shared_text_inputs
 
 
@@ -143,7 +144,9 @@ def build_core(config: TrainConfig, vocabs: Vocabularies) -> keras.Model:
         "purchase_logit": keras.layers.Reshape((), name="purchase_logit")(purchase),
         "click_logit": keras.layers.Reshape((), name="click_logit")(click),
     }
-    return keras.Model(inputs=inputs, outputs=outputs, name="ranker")
+    core = keras.Model(inputs=inputs, outputs=outputs, name="ranker")
+    attach_evidence(core, config, {feature: len(vocabs.ids[feature]) for feature in config.id_features()})
+    return core
 
 
 def _wide_logits(config: TrainConfig, vocabs: Vocabularies, inputs: dict, price_relative) -> tf.Tensor:

@@ -19,6 +19,7 @@ so the step size does not depend on the gradient's scale.
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -33,9 +34,14 @@ def encoder_variables(model: keras.Model) -> list[tf.Variable]:
 
 class PartRateAdamW(keras.optimizers.AdamW):
     """AdamW whose rate (and so its decoupled weight decay) is `rate_scale` x the schedule's for
-    the variables in `scaled`, and the schedule's own for every other variable."""
+    the variables in `scaled`, and the schedule's own for every other variable; a variable in
+    `row_scales` (variable, factors) pairs also has a factor per row (a `[rows, 1]` array: trainer/row_evidence.py).
 
-    def __init__(self, scaled: list[tf.Variable], rate_scale: float, **kwargs):
+    A row factor works because Adam's step for an element is the rate times m / sqrt(v): scaling
+    the rate scales the step, where scaling the gradient would cancel out (see above)."""
+
+    def __init__(self, scaled: list[tf.Variable], rate_scale: float,
+                 row_scales: list[tuple[tf.Variable, np.ndarray]] | None = None, **kwargs):
         if not rate_scale > 0:
             raise ValueError(f"rate_scale must be > 0, got {rate_scale}")
         super().__init__(**kwargs)
@@ -43,10 +49,20 @@ class PartRateAdamW(keras.optimizers.AdamW):
         # Keys, not the variables: `_var_key` maps a replica's copy of a distributed variable to
         # the same key as the variable itself, and ints keep the optimizer's checkpoint unchanged.
         self._scaled_keys = frozenset(self._var_key(v) for v in scaled)
+        self._row_scales = {}
+        for variable, rows in row_scales or ():
+            rows = np.asarray(rows, dtype=np.float32)
+            if rows.ndim != len(variable.shape) or rows.shape[0] != variable.shape[0]:
+                raise ValueError(f"row scales of shape {rows.shape} do not fit {variable.name} {tuple(variable.shape)}")
+            self._row_scales[self._var_key(variable)] = rows
         self._active_scale = 1.0
 
-    def rate_scale_of(self, variable: tf.Variable) -> float:
-        return self.rate_scale if self._var_key(variable) in self._scaled_keys else 1.0
+    def rate_scale_of(self, variable: tf.Variable):
+        """The variable's factor: a float, or a `[rows, 1]` tensor for a table with row factors."""
+        key = self._var_key(variable)
+        scale = self.rate_scale if key in self._scaled_keys else 1.0
+        rows = self._row_scales.get(key)
+        return scale if rows is None else tf.constant(rows * scale, dtype=variable.dtype)
 
     # AdamW.update_step reads `self.learning_rate` once and is linear in it; the factor is set
     # around that call (at trace time, in the same thread), so Adam's own code does the update.
@@ -54,7 +70,9 @@ class PartRateAdamW(keras.optimizers.AdamW):
     def learning_rate(self):
         rate = keras.optimizers.AdamW.learning_rate.fget(self)
         scale = getattr(self, "_active_scale", 1.0)
-        return rate if scale == 1.0 else rate * scale
+        if isinstance(scale, float) and scale == 1.0:
+            return rate
+        return tf.cast(rate, scale.dtype) * scale if tf.is_tensor(scale) else rate * scale
 
     @learning_rate.setter
     def learning_rate(self, value):

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import data, export
+from trainer import data, export, row_evidence
 from trainer import vocab as vocab_lib
 from trainer.config import (
     CLICK_LIST_OUTPUT,
@@ -187,7 +187,10 @@ def fit(
         replicas = strategy.num_replicas_in_sync
         pages_per_batch = max(1, config.batch_size // list_size // replicas) * replicas
         steps_per_epoch = config.steps_per_epoch or max(1, window.num_pages // pages_per_batch)
-        _compile(model, config, steps_per_epoch, warm=base is not None, list_size=list_size)
+        new_evidence = row_evidence.window_counts(vocabs.ids, window.id_counts, config.id_features())
+        row_scales = (row_evidence.row_rate_scales(model, core, config, new_evidence)
+                      if base is not None and config.row_evidence_decay is not None else None)
+        _compile(model, config, steps_per_epoch, warm=base is not None, list_size=list_size, row_scales=row_scales)
 
     preprocessor = Preprocessor(config, vocabs)
     start = {v.name: v.numpy() for v in model.variables} if base is not None and config.base_weight_share > 0 else None
@@ -196,6 +199,7 @@ def fit(
     averaged = None
     if start is not None:
         averaged = _average_with_base(model, start, report.base_rows, config, history.eval_ds)
+    row_evidence.record_evidence(core, config, new_evidence, warm=base is not None)
     facts = {
         "train_examples": window.num_examples,
         "train_pages": window.num_pages,
@@ -291,7 +295,8 @@ def _architecture(config: TrainConfig, base: export.BaseModel | None) -> TrainCo
     return config
 
 
-def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm: bool, list_size: int) -> None:
+def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm: bool, list_size: int,
+             row_scales: list | None = None) -> None:
     peak = config.warm_start_learning_rate if warm else config.learning_rate
     total_steps = steps_per_epoch * config.epochs
     kind = config.warm_start_schedule if warm else "warmup_decay"
@@ -301,12 +306,14 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm
         warmup = int(total_steps * config.warmup_fraction) if kind == "warmup_decay" else 0
         schedule = WarmupLinearDecay(peak, total_steps, warmup)
     settings = dict(learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6, clipnorm=1.0)
-    if config.encoder_learning_rate is None:
+    if config.encoder_learning_rate is None and not row_scales:
         optimizer = keras.optimizers.AdamW(**settings)
+    elif config.encoder_learning_rate is None:
+        optimizer = PartRateAdamW([], 1.0, row_scales=row_scales, **settings)
     else:
         # The encoder's peak over the rest's, the same on a warm-started update (docs/pretrained.md).
         optimizer = PartRateAdamW(_encoder_part(model, config), config.encoder_learning_rate / config.learning_rate,
-                                  **settings)
+                                  row_scales=row_scales, **settings)
     # The wide part has its own L2 penalty; position logits are not weights to shrink.
     optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias", POSITION_TOWER, "wide"])
     listwise = listwise_softmax_loss(list_size)

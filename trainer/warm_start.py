@@ -14,6 +14,7 @@ import numpy as np
 import tf_keras as keras
 
 from trainer.model import Vocabularies
+from trainer.row_evidence import evidence_name
 
 
 @dataclasses.dataclass
@@ -71,9 +72,12 @@ def restore_weights(
     base_vocabs: Vocabularies,
     vocabs: Vocabularies,
 ) -> WarmStartReport:
-    # Tables with a row per id: the deep part's embeddings and the wide part's biases.
+    # Tables with a row per id: the deep part's embeddings, the wide part's biases and the
+    # evidence each row has seen (trainer/row_evidence.py).
     embedding_vars = {f"{feature}_{kind}/embeddings:0": feature for feature in vocabs.ids
-                      for kind in ("embedding", "bias")}
+                      for kind in ("embedding", "bias", "evidence")}
+    # Exports from before the evidence tables: their rows start with no recorded evidence.
+    optional = {evidence_name(feature) for feature in vocabs.ids}
     missing = sorted(set(base_weights) - {v.name for v in model.variables})
     if missing:
         raise ValueError(
@@ -83,6 +87,8 @@ def restore_weights(
     restored, remapped, fresh, base_rows = 0, {}, {}, {}
     for variable in model.variables:
         if variable.name not in base_weights:
+            if variable.name in optional:
+                continue
             raise ValueError(
                 f"variable {variable.name} is not in the base model; the architecture changed: "
                 "use --from-scratch"

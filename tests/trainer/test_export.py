@@ -67,6 +67,8 @@ def test_base_model_reads_back_weights_vocabularies_and_facts(exported):
     # The position tower is saved for the next warm start, though no signature reads it.
     assert set(base.weights) == {v.name for v in model.variables + tower.variables}
     assert any(name.startswith("position_bias/") for name in base.weights)
+    # So is the evidence each id row has seen (trainer/row_evidence.py), which no signature reads either.
+    assert {"product_id_evidence/embeddings:0", "brand_evidence/embeddings:0"} <= set(base.weights)
     for v in model.variables + tower.variables:
         np.testing.assert_array_equal(base.weights[v.name], v.numpy())
 

@@ -45,8 +45,11 @@ def test_known_ids_keep_rows_new_ids_get_fresh_rows(tmp_path):
     bias = _weights(new)["product_id_bias/embeddings:0"]  # the wide part's per-id table follows ids too
     np.testing.assert_array_equal(bias[:4], base["product_id_bias/embeddings:0"][:4])
     np.testing.assert_array_equal(bias[4:], 0.0)
+    evidence = _weights(new)["product_id_evidence/embeddings:0"]  # so does the evidence each row has seen
+    np.testing.assert_array_equal(evidence[:4], base["product_id_evidence/embeddings:0"][:4])
+    np.testing.assert_array_equal(evidence[4:], 0.0)
     for name, value in base.items():
-        if "embedding/embeddings" not in name and "_bias/embeddings" not in name:
+        if not any(f"{kind}/embeddings" in name for kind in ("embedding", "_bias", "_evidence")):
             np.testing.assert_array_equal(_weights(new)[name], value, err_msg=name)
     assert report.restored == len(new.variables)
 
