@@ -148,8 +148,9 @@ class TrainConfig:
     warm_start_perturb: float = 0.0
     # Per-row rates for id tables in a warm update (trainer/row_evidence.py): each id row's peak
     # rate x n_new / (n_new + row_evidence_decay x n_old), its impressions in this window against
-    # the evidence the base model carries for it; None: every row at the full rate.
-    row_evidence_decay: float | None = None
+    # the evidence the base model carries for it, old evidence halved per update by default
+    # (docs/warm-start.md, round 6); None: every row at the full rate.
+    row_evidence_decay: float | None = 0.5
     # Vocabulary.
     vocab_size: int = 4000
     init_checkpoint: str | None = None
