@@ -13,7 +13,7 @@ id row's peak rate in a warm update is scaled by
 
 with n_new the row's impressions in this update's training window and n_old the evidence the
 base model carries for it: a new product learns at the full rate, a product seen as often before
-as today moves half as far, a row with nothing new stays where it is (instead of drifting with
+as today moves half as far (at decay 1), a row with nothing new stays where it is (instead of drifting with
 Adam's momentum and weight decay). `decay` (`TrainConfig.row_evidence_decay`) discounts old
 evidence per update, so under drift yesterday's evidence weighs less; 1.0 is a stationary market.
 
@@ -33,21 +33,23 @@ from trainer.config import TrainConfig
 
 # The per-id tables whose rows the rate scales: the deep part's embeddings, the wide part's biases.
 ROW_TABLE_KINDS = ("embedding", "bias")
+EVIDENCE = "evidence"
 
 
-def evidence_name(feature: str) -> str:
-    return f"{feature}_evidence/embeddings:0"
+def table_name(feature: str, kind: str) -> str:
+    """The variable name of `feature`'s per-id table of this kind (an Embedding layer's, or ours)."""
+    return f"{feature}_{kind}/embeddings:0"
 
 
 def attach_evidence(core: keras.Model, config: TrainConfig, rows: dict[str, int]) -> None:
     """Gives `core` a zeroed evidence table per id feature (tracked, so saved and restored with it)."""
     for feature in config.id_features():
-        table = tf.Variable(tf.zeros([rows[feature], 1]), trainable=False, name=evidence_name(feature)[:-2])
-        setattr(core, f"{feature}_evidence", table)
+        name = table_name(feature, EVIDENCE).removesuffix(":0")
+        setattr(core, f"{feature}_{EVIDENCE}", tf.Variable(tf.zeros([rows[feature], 1]), trainable=False, name=name))
 
 
 def evidence_tables(core: keras.Model, config: TrainConfig) -> dict[str, tf.Variable]:
-    return {feature: getattr(core, f"{feature}_evidence") for feature in config.id_features()}
+    return {feature: getattr(core, f"{feature}_{EVIDENCE}") for feature in config.id_features()}
 
 
 def window_counts(ids: dict[str, list[str]], id_counts: dict[str, collections.Counter],
@@ -80,15 +82,15 @@ def row_rate_scales(model: keras.Model, core: keras.Model, config: TrainConfig,
     for feature in config.id_features():
         scales = rate_scales(new[feature], old[feature], config.row_evidence_decay)[:, None]
         for kind in ROW_TABLE_KINDS:
-            variable = trainable.get(f"{feature}_{kind}/embeddings:0")
+            variable = trainable.get(table_name(feature, kind))
             if variable is not None:
                 out.append((variable, scales))
     return out
 
 
-def record_evidence(core: keras.Model, config: TrainConfig, new: dict[str, np.ndarray], warm: bool) -> None:
-    """The evidence the trained model carries on: this window's counts plus the decayed old evidence."""
+def record_evidence(core: keras.Model, config: TrainConfig, new: dict[str, np.ndarray]) -> None:
+    """The evidence the trained model carries on: this window's counts plus the decayed old evidence
+    (the restored table on a warm start, zeros on a fresh model)."""
     decay = 1.0 if config.row_evidence_decay is None else config.row_evidence_decay
     for feature, table in evidence_tables(core, config).items():
-        old = table.numpy()[:, 0] if warm else np.zeros(table.shape[0], np.float32)
-        table.assign((new[feature] + decay * old)[:, None].astype(np.float32))
+        table.assign((new[feature] + decay * table.numpy()[:, 0])[:, None].astype(np.float32))

@@ -199,7 +199,7 @@ def fit(
     averaged = None
     if start is not None:
         averaged = _average_with_base(model, start, report.base_rows, config, history.eval_ds)
-    row_evidence.record_evidence(core, config, new_evidence, warm=base is not None)
+    row_evidence.record_evidence(core, config, new_evidence)
     facts = {
         "train_examples": window.num_examples,
         "train_pages": window.num_pages,

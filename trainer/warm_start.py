@@ -14,7 +14,7 @@ import numpy as np
 import tf_keras as keras
 
 from trainer.model import Vocabularies
-from trainer.row_evidence import evidence_name
+from trainer.row_evidence import EVIDENCE, ROW_TABLE_KINDS, table_name
 
 
 @dataclasses.dataclass
@@ -74,10 +74,10 @@ def restore_weights(
 ) -> WarmStartReport:
     # Tables with a row per id: the deep part's embeddings, the wide part's biases and the
     # evidence each row has seen (trainer/row_evidence.py).
-    embedding_vars = {f"{feature}_{kind}/embeddings:0": feature for feature in vocabs.ids
-                      for kind in ("embedding", "bias", "evidence")}
+    embedding_vars = {table_name(feature, kind): feature for feature in vocabs.ids
+                      for kind in (*ROW_TABLE_KINDS, EVIDENCE)}
     # Exports from before the evidence tables: their rows start with no recorded evidence.
-    optional = {evidence_name(feature) for feature in vocabs.ids}
+    optional = {table_name(feature, EVIDENCE) for feature in vocabs.ids}
     missing = sorted(set(base_weights) - {v.name for v in model.variables})
     if missing:
         raise ValueError(

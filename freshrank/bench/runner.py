@@ -525,8 +525,8 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
     settings_json["start"] = settings.start.isoformat()
     settings_json["train"] = {k: settings_json["train"][k] for k in (
         "batch_size", "learning_rate", "warm_start_learning_rate", "epochs", "warm_start_epochs",
-        "replay_fraction", "distill_weight", "warm_start_schedule", "anchor_weight", "warm_start_shrink", "warm_start_perturb", "row_evidence_decay", "update_mode",
-        "bert")}
+        "replay_fraction", "distill_weight", "warm_start_schedule", "anchor_weight", "warm_start_shrink",
+        "warm_start_perturb", "row_evidence_decay", "update_mode", "bert")}
     out["settings"] = settings_json
     out["spans"] = [{"date": s.date, "examples": s.num_examples} for s in spans]
     out["scored_spans"] = [s.date for s in spans[2:]]
