@@ -13,8 +13,8 @@ id row's peak rate in a warm update is scaled by
 
 with n_new the row's impressions in this update's training window and n_old the evidence the
 base model carries for it: a new product learns at the full rate, a product seen as often before
-as today moves half as far (at decay 1), a row with nothing new stays where it is (instead of drifting with
-Adam's momentum and weight decay). `decay` (`TrainConfig.row_evidence_decay`) discounts old
+as today moves half as far (at decay 1), a row with nothing new stays where it is (instead of
+drifting with Adam's momentum and weight decay). `decay` (`TrainConfig.row_evidence_decay`) discounts old
 evidence per update, so under drift yesterday's evidence weighs less; 1.0 is a stationary market.
 
 The evidence travels with the model as a non-trainable `[rows, 1]` table per id feature, named
