@@ -163,10 +163,12 @@ def _pipeline_window() -> int:
 
 
 def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = print,
-              extra: list[Strategy] | None = None) -> dict:
+              extra: list[Strategy] | None = None, pair_with: str | None = None) -> dict:
     """Runs the whole bench under `out` and returns the results (the report module writes them).
 
-    `extra`: more strategies (a sweep) run and reported beside the standard ones.
+    `extra`: more strategies (a sweep) run and reported beside the standard ones. `pair_with`: a
+    strategy every other is also compared with, search by search (`minus_<name>`), as all are
+    with full retraining: a sweep's variant against its control.
     """
     settings.validate()
     started = time.time()
@@ -191,6 +193,8 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
         plan = {n: s for n, s in plan.items() if n == "static" or n in settings.only}
     for strategy in extra or []:
         plan[strategy.name] = strategy
+    if pair_with is not None and pair_with not in plan:
+        raise ValueError(f"pair_with {pair_with!r} is not among the strategies to run: {sorted(plan)}")
 
     first, _ = _fit(Strategy("initial", warm=False), 0, None, spans, settings, models_dir)
     phases["first_model"], clock = time.time() - clock, time.time()
@@ -218,7 +222,7 @@ def run_bench(out: str, settings: BenchSettings, say: Callable[[str], None] = pr
         tallies.update(_run_in_processes(updating, first, first_view, spans, settings, pipeline_window,
                                          models_dir, say))
     phases["updates"] = time.time() - clock
-    results = _results(settings, spans, tallies, first_view)
+    results = _results(settings, spans, tallies, first_view, pair_with)
     results["wall_seconds"] = round(time.time() - started, 1)
     results["phase_seconds"] = {name: round(seconds, 1) for name, seconds in phases.items()}
     return results
@@ -473,7 +477,8 @@ def _mean(values: list[float]) -> float:
     return round(statistics.mean(finite), 5) if finite else math.nan
 
 
-def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str, _Tally], first: _View) -> dict:
+def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str, _Tally], first: _View,
+             pair_with: str | None = None) -> dict:
     logged = first.logged(1)
     first_next = metrics.evaluate(logged.groups, logged.labels, logged.scores)
     rule = blessing.product_rule(settings)
@@ -521,12 +526,17 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
         for name, tally in tallies.items():
             out["strategies"][name]["minus_full_retrain"] = counterfactual.paired_difference(
                 np.concatenate(tally.per_search), reference)
+    if pair_with is not None:
+        reference = np.concatenate(tallies[pair_with].per_search)
+        for name, tally in tallies.items():
+            out["strategies"][name][f"minus_{pair_with}"] = counterfactual.paired_difference(
+                np.concatenate(tally.per_search), reference)
     settings_json = dataclasses.asdict(settings)
     settings_json["start"] = settings.start.isoformat()
     settings_json["train"] = {k: settings_json["train"][k] for k in (
         "batch_size", "learning_rate", "warm_start_learning_rate", "epochs", "warm_start_epochs",
         "replay_fraction", "distill_weight", "warm_start_schedule", "anchor_weight", "warm_start_shrink",
-        "warm_start_perturb", "row_evidence_decay", "update_mode", "bert")}
+        "warm_start_perturb", "row_evidence_decay", "shared_evidence_rate", "update_mode", "bert")}
     out["settings"] = settings_json
     out["spans"] = [{"date": s.date, "examples": s.num_examples} for s in spans]
     out["scored_spans"] = [s.date for s in spans[2:]]

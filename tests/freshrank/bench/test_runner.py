@@ -22,7 +22,7 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     # weights and sends its progress lines back.
     settings = BenchSettings(days=3, requests_per_day=80, epochs=1, warm_epochs=1, train=TINY, jobs=2)
     lines: list[str] = []
-    results = run_bench(str(tmp_path), settings, say=lines.append)
+    results = run_bench(str(tmp_path), settings, say=lines.append, pair_with="warm_start")
     assert {line.split()[0] for line in lines if " through " in line} == set(STRATEGIES[1:])
     paths = write_all(str(tmp_path), results)
     loaded = json.loads(open(paths[0], encoding="utf-8").read())
@@ -39,6 +39,15 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
         assert row["mean_gap_share"] == pytest.approx(
             (row["mean_expected_purchases_per_100"] - row["mean_legacy_purchases_per_100"])
             / (row["mean_oracle_purchases_per_100"] - row["mean_legacy_purchases_per_100"]), abs=1e-3)
+    # Every strategy minus full retraining and minus the pair_with strategy, search by search.
+    for reference in ("full_retrain", "warm_start"):
+        assert table[reference][f"minus_{reference}"]["diff_per_100"] == 0.0
+        for name, row in table.items():
+            low, high = row[f"minus_{reference}"]["diff_ci"]
+            assert low <= row[f"minus_{reference}"]["diff_per_100"] <= high, (name, reference)
+    assert table["static"]["minus_warm_start"]["diff_per_100"] == pytest.approx(
+        table["static"]["mean_expected_purchases_per_100"] - table["warm_start"]["mean_expected_purchases_per_100"],
+        abs=0.02)
     legacy = {table[n]["mean_legacy_purchases_per_100"] for n in table}
     assert len(legacy) == 1, "every strategy is compared on the same pages"
     # Static never trains again and cannot forget; updating strategies did train.
@@ -92,6 +101,14 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     assert all(seconds >= 0 for seconds in phases.values()) and phases["updates"] > 0
     assert sum(phases.values()) <= loaded["wall_seconds"] <= sum(phases.values()) + 30
     assert "first model" in open(paths[1], encoding="utf-8").read()
+
+
+def test_pairing_with_a_strategy_not_run_is_refused_before_any_training(tmp_path):
+    settings = BenchSettings(days=3, requests_per_day=20, epochs=1, warm_epochs=1, train=TINY, jobs=1,
+                             only=("full_retrain",))
+    with pytest.raises(ValueError, match="pair_with 'warm_start' is not among the strategies to run"):
+        run_bench(str(tmp_path), settings, say=lambda line: None, pair_with="warm_start")
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 
 def test_the_strategies_are_split_so_the_most_loaded_process_finishes_soonest():
