@@ -66,6 +66,16 @@ VARIANTS: dict[str, tuple] = {
     # old evidence kept whole (a stationary market) or halved per update.
     "rowrate_decay1.0_2pass": (0.0, {"warm_start_epochs": 2, "row_evidence_decay": 1.0}),
     "rowrate_decay0.5_2pass": (0.0, {"warm_start_epochs": 2, "row_evidence_decay": 0.5}),
+    # The same evidence rule for every other weight (encoder, heads, dense, position tower): all of
+    # it learns from every impression, so it moves by this window's share of all the evidence.
+    "rowrate0.5_shared_2pass": (0.0, {"warm_start_epochs": 2, "row_evidence_decay": 0.5,
+                                      "shared_evidence_rate": True}),
+    # Per-row rates with a tenth of the older spans replayed (0.24 of full retraining's compute).
+    "rowrate0.5_replay0.1_2pass": (0.1, {"warm_start_epochs": 2, "row_evidence_decay": 0.5}),
+    # The peak rate again, now that per-row rates slow every row with evidence (3e-3 was chosen
+    # when every row moved at the full rate).
+    "rowrate0.5_lr2e-3_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_learning_rate": 2e-3}),
+    "rowrate0.5_lr5e-3_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_learning_rate": 5e-3}),
     # A diagnostic, not a candidate: full retraining's data and passes (whole window, 3 epochs)
     # from the previous model instead of from scratch. Matching full retraining says the chain's
     # gap is the data it sees; falling short says warm-starting itself costs.
@@ -74,16 +84,17 @@ VARIANTS: dict[str, tuple] = {
 
 
 def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int, names: list[str],
-               full_retrain: bool = True) -> dict:
+               full_retrain: bool = True, control: str | None = None) -> dict:
     from freshrank.bench.strategies import Strategy
 
     extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1],
                       fixed_replay_sample=len(VARIANTS[name]) > 2 and VARIANTS[name][2]) for name in names]
-    return bench_stream(out, seed, drift, days, requests_per_day, ("full_retrain",) if full_retrain else (), extra)
+    return bench_stream(out, seed, drift, days, requests_per_day, ("full_retrain",) if full_retrain else (), extra,
+                        control)
 
 
 def bench_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int, only: tuple[str, ...],
-                 extra: list) -> dict:
+                 extra: list, control: str | None = None) -> dict:
     """The bench's loop on one stream with the standard strategies `only` (static always) and `extra`;
     progress in `out/SEED-DRIFT/progress.log`, results in its bench.json."""
     from freshrank.bench.runner import BenchSettings, run_bench
@@ -92,23 +103,28 @@ def bench_stream(out: str, seed: int, drift: str, days: int, requests_per_day: i
     os.makedirs(where, exist_ok=True)
     settings = BenchSettings(days=days, requests_per_day=requests_per_day, seed=seed, drift=drift, only=only)
     with open(os.path.join(where, "progress.log"), "w", buffering=1) as log:
-        results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra)
+        results = run_bench(where, settings, say=lambda line: print(line, file=log), extra=extra, pair_with=control)
     with open(os.path.join(where, "bench.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
     return results
 
 
-def table(results: dict[str, dict]) -> str:
-    lines = ["| stream | strategy | exp. purchases/100 | gap share | minus full retrain [95% CI] "
-             "| compute vs full | forgetting |", "|---|---|---|---|---|---|---|"]
+def table(results: dict[str, dict], control: str | None = None) -> str:
+    run = {name for res in results.values() for name in res["strategies"]}
+    pairs = [p for p in ("full_retrain", control) if p in run]
+    lines = ["| stream | strategy | exp. purchases/100 | gap share | "
+             + " | ".join(f"minus {p} [95% CI]" for p in pairs) + " | compute vs full | forgetting |",
+             "|---|---|---|---|" + "---|" * len(pairs) + "---|---|"]
     for stream, res in results.items():
         for name, row in res["strategies"].items():
-            d = row.get("minus_full_retrain", {})
-            ci = d.get("diff_ci", [float("nan")] * 2)
+            cells = []
+            for p in pairs:
+                d = row.get(f"minus_{p}", {})
+                ci = d.get("diff_ci", [float("nan")] * 2)
+                cells.append(f"{d.get('diff_per_100', float('nan')):+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
             lines.append(f"| {stream} | {name} | {row['mean_expected_purchases_per_100']:.2f} "
-                         f"| {100 * row['mean_gap_share']:.1f}% | {d.get('diff_per_100', float('nan')):+.2f} "
-                         f"[{ci[0]:+.2f}, {ci[1]:+.2f}] | {row['flops_vs_full_retrain']:.2f} "
-                         f"| {100 * row['forgetting']:+.1f} pts |")
+                         f"| {100 * row['mean_gap_share']:.1f}% | " + " | ".join(cells)
+                         + f" | {row['flops_vs_full_retrain']:.2f} | {100 * row['forgetting']:+.1f} pts |")
     return "\n".join(lines)
 
 
@@ -117,13 +133,13 @@ def parse_streams(specs: list[str]) -> list[tuple[int, str]]:
 
 
 def run_streams(out: str, streams: list[tuple[int, str]], jobs: int, run_one: Callable[[int, str], dict],
-                report_name: str) -> dict[str, dict]:
+                report_name: str, control: str | None = None) -> dict[str, dict]:
     """`run_one(seed, drift)` for every stream in `jobs` processes; the table is written to
     `out/report_name` and printed."""
     with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
         futures = {f"seed {seed} {drift}": pool.submit(run_one, seed, drift) for seed, drift in streams}
         results = {stream: future.result() for stream, future in futures.items()}
-    text = (f"`{' '.join(sys.argv)}`\n\n{table(results)}\n\n"
+    text = (f"`{' '.join(sys.argv)}`\n\n{table(results, control)}\n\n"
             + "\n".join(f"{k}: {v['wall_seconds']:.0f} s" for k, v in results.items()) + "\n")
     with open(os.path.join(out, report_name), "w") as f:
         f.write(text)
@@ -147,10 +163,15 @@ def main() -> None:
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: all")
     parser.add_argument("--no-full-retrain", action="store_true",
                         help="skip the full-retraining reference (compare with another run's)")
+    parser.add_argument("--control", choices=sorted(VARIANTS),
+                        help="a variant every strategy is also compared with on the same searches (paired)")
     args = parser.parse_args()
+    names = args.variant or list(VARIANTS)
+    if args.control and args.control not in names:
+        parser.error(f"--control {args.control} must also be one of the --variant runs")
     run_one = functools.partial(run_stream, args.out, days=args.days, requests_per_day=args.requests_per_day,
-                                names=args.variant or list(VARIANTS), full_retrain=not args.no_full_retrain)
-    run_streams(args.out, parse_streams(args.stream), args.jobs, run_one, "sweep.md")
+                                names=names, full_retrain=not args.no_full_retrain, control=args.control)
+    run_streams(args.out, parse_streams(args.stream), args.jobs, run_one, "sweep.md", args.control)
 
 
 if __name__ == "__main__":
