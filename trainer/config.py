@@ -151,6 +151,10 @@ class TrainConfig:
     # the evidence the base model carries for it, old evidence halved per update by default
     # (docs/warm-start.md, round 6); None: every row at the full rate.
     row_evidence_decay: float | None = 0.5
+    # With per-row rates on: every other trainable weight (encoder, heads, wide part's dense
+    # weights, position tower) at the peak x N_new / (N_new + row_evidence_decay x N_old), the
+    # window's impressions against the evidence the base model carries in all (row_evidence.py).
+    shared_evidence_rate: bool = False
     # Vocabulary.
     vocab_size: int = 4000
     init_checkpoint: str | None = None
@@ -228,6 +232,9 @@ class TrainConfig:
             problems.append("batch_size and epochs must be >= 1")
         if self.learning_rate <= 0 or self.warm_start_learning_rate <= 0:
             problems.append("learning rates must be > 0")
+        if self.shared_evidence_rate and (self.row_evidence_decay is None or self.encoder_learning_rate is not None):
+            problems.append("shared_evidence_rate needs row_evidence_decay set and encoder_learning_rate null "
+                            f"(got {self.row_evidence_decay} and {self.encoder_learning_rate})")
         if self.encoder_learning_rate is not None and not self.encoder_learning_rate > 0:
             problems.append(f"encoder_learning_rate must be > 0 (or null: the same as learning_rate), "
                             f"got {self.encoder_learning_rate}")

@@ -88,6 +88,17 @@ def row_rate_scales(model: keras.Model, core: keras.Model, config: TrainConfig,
     return out
 
 
+def shared_rate_scale(core: keras.Model, config: TrainConfig, new: dict[str, np.ndarray]) -> float:
+    """N_new / (N_new + decay x N_old) over all impressions: the weights every impression trains.
+
+    Totals are read off the id feature with the most recorded impressions (every impression has
+    one id per feature; the unknown ids' row records none)."""
+    old = {feature: float(table.numpy().sum()) for feature, table in evidence_tables(core, config).items()}
+    feature = max(old, key=lambda f: (old[f], float(new[f].sum())))
+    n_new, n_old = float(new[feature].sum()), config.row_evidence_decay * old[feature]
+    return 1.0 if n_new + n_old <= 0 else n_new / (n_new + n_old)
+
+
 def record_evidence(core: keras.Model, config: TrainConfig, new: dict[str, np.ndarray]) -> None:
     """The evidence the trained model carries on: this window's counts plus the decayed old evidence
     (the restored table on a warm start, zeros on a fresh model)."""

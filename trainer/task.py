@@ -190,7 +190,10 @@ def fit(
         new_evidence = row_evidence.window_counts(vocabs.ids, window.id_counts, config.id_features())
         row_scales = (row_evidence.row_rate_scales(model, core, config, new_evidence)
                       if base is not None and config.row_evidence_decay is not None else None)
-        _compile(model, config, steps_per_epoch, warm=base is not None, list_size=list_size, row_scales=row_scales)
+        shared_scale = (row_evidence.shared_rate_scale(core, config, new_evidence)
+                        if row_scales is not None and config.shared_evidence_rate else None)
+        _compile(model, config, steps_per_epoch, warm=base is not None, list_size=list_size, row_scales=row_scales,
+                 shared_scale=shared_scale)
 
     preprocessor = Preprocessor(config, vocabs)
     start = {v.name: v.numpy() for v in model.variables} if base is not None and config.base_weight_share > 0 else None
@@ -296,7 +299,7 @@ def _architecture(config: TrainConfig, base: export.BaseModel | None) -> TrainCo
 
 
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm: bool, list_size: int,
-             row_scales: list | None = None) -> None:
+             row_scales: list | None = None, shared_scale: float | None = None) -> None:
     peak = config.warm_start_learning_rate if warm else config.learning_rate
     total_steps = steps_per_epoch * config.epochs
     kind = config.warm_start_schedule if warm else "warmup_decay"
@@ -309,7 +312,9 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, warm
     if config.encoder_learning_rate is None and not row_scales:
         optimizer = keras.optimizers.AdamW(**settings)
     elif config.encoder_learning_rate is None:
-        optimizer = PartRateAdamW([], 1.0, row_scales=row_scales, **settings)
+        rows = {id(variable) for variable, _ in row_scales}
+        shared = [v for v in model.trainable_variables if id(v) not in rows] if shared_scale is not None else []
+        optimizer = PartRateAdamW(shared, shared_scale or 1.0, row_scales=row_scales, **settings)
     else:
         # The encoder's peak over the rest's, the same on a warm-started update (docs/pretrained.md).
         optimizer = PartRateAdamW(_encoder_part(model, config), config.encoder_learning_rate / config.learning_rate,

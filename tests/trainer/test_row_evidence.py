@@ -151,3 +151,46 @@ def test_an_export_from_before_the_evidence_tables_warm_starts_with_no_recorded_
     counts2 = data.scan([day2_train]).id_counts["product_id"]
     evidence = {pid: float(row[0]) for pid, row in _rows(trained, "evidence").items()}
     assert evidence == pytest.approx({pid: float(counts2[pid]) for pid in evidence})
+
+
+def test_the_shared_weights_rate_is_all_new_evidence_against_all_recorded(first):
+    """shared_evidence_rate: N_new / (N_new + decay x N_old) over every impression, read off the id
+    feature with the most recorded evidence; the id tables keep their per-row factors."""
+    from trainer.row_evidence import evidence_tables, shared_rate_scale
+    from trainer.task import _compile
+
+    tmp, base, day1 = first
+    config = TrainConfig.from_dict({**TINY, "shared_evidence_rate": True})
+    core = keras.Model()
+    for feature, table in evidence_tables_of(base, config).items():
+        setattr(core, f"{feature}_evidence", tf.Variable(table, trainable=False))
+    recorded = {f: float(t.numpy().sum()) for f, t in evidence_tables(core, config).items()}
+    n_old = max(recorded.values())
+    assert n_old == data.scan([day1]).num_examples  # every impression has a known product id here
+    new = {f: np.full(len(t.numpy()), 2.0, dtype=np.float32) for f, t in evidence_tables(core, config).items()}
+    n_new = float(new[max(recorded, key=recorded.get)].sum())
+    assert shared_rate_scale(core, config, new) == pytest.approx(n_new / (n_new + 0.5 * n_old))
+
+    inputs = keras.Input((1,))
+    ids = keras.layers.Embedding(3, 2, name="product_id_embedding")
+    dense = keras.layers.Dense(1, name="head")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(ids(inputs))))
+    rows = np.array([[1.0], [0.25], [0.0]], dtype=np.float32)
+    _compile(model, config, steps_per_epoch=4, warm=True, list_size=2, row_scales=[(ids.embeddings, rows)],
+             shared_scale=0.4)
+    optimizer = model.optimizer
+    np.testing.assert_allclose(optimizer.rate_scale_of(ids.embeddings).numpy(), rows)
+    assert optimizer.rate_scale_of(dense.kernel) == pytest.approx(0.4)
+    assert optimizer.rate_scale_of(dense.bias) == pytest.approx(0.4)
+
+
+def evidence_tables_of(trained, config: TrainConfig) -> dict[str, np.ndarray]:
+    variables = {v.name: v.numpy() for v in trained.variables()}
+    return {f: variables[f"{f}_evidence/embeddings:0"] for f in config.id_features()}
+
+
+def test_shared_evidence_rate_needs_per_row_rates_and_no_encoder_rate():
+    with pytest.raises(ValueError, match="shared_evidence_rate needs row_evidence_decay set"):
+        TrainConfig.from_dict({"shared_evidence_rate": True, "row_evidence_decay": None})
+    with pytest.raises(ValueError, match="and encoder_learning_rate null"):
+        TrainConfig.from_dict({"shared_evidence_rate": True, "encoder_learning_rate": 1e-4})
