@@ -601,6 +601,7 @@ def _log_hparams(log_dir: str, config: TrainConfig, facts: dict) -> None:
         "distill_weight": config.distill_weight,
         # Off (None) updates every row at the full rate, as decay 0 does (hparams hold no None).
         "row_evidence_decay": config.row_evidence_decay or 0.0,
+        "shared_evidence_rate": config.shared_evidence_rate,
         "purchase_model": config.purchase_model,
         "position_bias": config.position_bias,
         "listwise_weight": config.listwise_weight,
