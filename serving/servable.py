@@ -476,6 +476,8 @@ class _PythonSession:
     def __init__(self, path: str, tags: Sequence[str], config: Any):
         import warnings
 
+        self._callables: dict[tuple, Callable] = {}
+        self._callables_lock = threading.Lock()
         graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=graph, config=config)
         try:
@@ -488,11 +490,20 @@ class _PythonSession:
 
     def make_callable(self, feeds: Sequence[str], fetches: Sequence[str],
                       background: bool = False) -> Callable:
-        del background  # one pool: the session's
-        options = config_pb2.CallableOptions()
-        options.feed.extend(feeds)
-        options.fetch.extend(fetches)
-        return self._session._make_callable_from_options(options)  # noqa: SLF001
+        """One callable per (feeds, fetches), whatever `background` says (this session has one
+        pool). Each callable TensorFlow makes builds its own executors, graph optimisation
+        included: a second one for the requests after warmup had built the first would make the
+        first request after every swap pay that again (570 ms for the default ranker)."""
+        del background
+        key = (tuple(feeds), tuple(fetches))
+        with self._callables_lock:
+            callable_ = self._callables.get(key)
+            if callable_ is None:
+                options = config_pb2.CallableOptions()
+                options.feed.extend(feeds)
+                options.fetch.extend(fetches)
+                callable_ = self._callables[key] = self._session._make_callable_from_options(options)  # noqa: SLF001
+        return callable_
 
     def close(self) -> None:
         self._session.close()
