@@ -18,7 +18,7 @@ DEFAULT_BLESS_WEIGHTING = "ips"
 # Standard errors below the serving model a candidate may fall and still be blessed: the one-sided
 # 5% point of the normal distribution, so a candidate as good as the serving model is refused 5%
 # of the time.
-BLESS_TOLERANCE = 1.645
+DEFAULT_BLESS_TOLERANCE = 1.645
 # Retention after each local run (tfx_pipeline/retention.py): the newest K served versions stay.
 DEFAULT_KEEP_VERSIONS = 5
 
@@ -43,7 +43,7 @@ class PipelineConfig:
     # market's truth (docs/warm-start.md, round 7): at one standard error the rule refused better
     # candidates more often than it caught worse ones.
     min_auc: float = 0.52
-    bless_tolerance: float = BLESS_TOLERANCE
+    bless_tolerance: float = DEFAULT_BLESS_TOLERANCE
     bless_weighting: str = DEFAULT_BLESS_WEIGHTING
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     # "local": LocalDagRunner with sqlite ML Metadata at HOME. "kubeflow": compiled for Kubeflow
