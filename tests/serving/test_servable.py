@@ -4,21 +4,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
 from serving import c_session
 from serving.servable import LoadOptions, Servable
-from tests.serving.test_versions import write_warmup
-
-
-def _request(x: float) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "default"
-    request.inputs["x"].dtype = types_pb2.DT_FLOAT
-    request.inputs["x"].float_val.append(x)
-    request.inputs["x"].tensor_shape.dim.add().size = 1
-    return request
+from tests.serving.test_versions import predict_request, write_warmup
 
 
 @pytest.mark.parametrize("use_c_api", [False, True], ids=["python_loader", "c_api_loader"])
@@ -32,7 +22,7 @@ def test_requests_after_warmup_build_no_executor_of_their_own(models, tmp_path, 
     version = tmp_path / "1"
     shutil.copytree(models.half_plus_two, version)
     log = prediction_log_pb2.PredictionLog()
-    log.predict_log.request.CopyFrom(_request(1.0))
+    log.predict_log.request.CopyFrom(predict_request(1.0))
     write_warmup(version, [log.SerializeToString()] * 2)
     made: list[tuple] = []
     if use_c_api:
@@ -58,7 +48,7 @@ def test_requests_after_warmup_build_no_executor_of_their_own(models, tmp_path, 
     try:
         assert len(made) == 1  # warmup: two records of one signature, one callable
         for x in (2.0, 4.0):
-            assert servable.predict(_request(x)).outputs["y"].float_val[0] == pytest.approx(0.5 * x + 2)
+            assert servable.predict(predict_request(x)).outputs["y"].float_val[0] == pytest.approx(0.5 * x + 2)
         # The C API's callables are thin (one executor per feeds and fetches in the session, whatever the
         # pool); TensorFlow's Python session builds one per callable, so it must not make another.
         assert len(made) == (2 if use_c_api else 1), made
