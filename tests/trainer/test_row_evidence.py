@@ -12,7 +12,7 @@ from tests.helpers import write_examples
 from trainer import data
 from trainer.config import TrainConfig
 from trainer.part_rates import PartRateAdamW
-from trainer.row_evidence import rate_scales
+from trainer.row_evidence import EVIDENCE, rate_scales, table_name
 
 
 def test_a_rows_rate_is_its_new_evidence_against_all_it_has():
@@ -186,7 +186,7 @@ def test_the_shared_weights_rate_is_all_new_evidence_against_all_recorded(first)
 
 def evidence_tables_of(trained, config: TrainConfig) -> dict[str, np.ndarray]:
     variables = {v.name: v.numpy() for v in trained.variables()}
-    return {f: variables[f"{f}_evidence/embeddings:0"] for f in config.id_features()}
+    return {f: variables[table_name(f, EVIDENCE)] for f in config.id_features()}
 
 
 def test_shared_evidence_rate_needs_per_row_rates_and_no_encoder_rate():
