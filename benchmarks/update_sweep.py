@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# name -> (replay_fraction, TrainConfig overrides[, fixed replay sample]). The first block changed
+# name -> (replay_fraction, TrainConfig overrides[, other Strategy fields]). The first block changed
 # one or two levers against one pass on the newest span at 1e-3 (the default before the sweep);
 # the second against the default after it (two passes at 3e-3, no replay). Every variant runs on
 # the current TrainConfig defaults for what it does not set: since round 6 that includes per-row
@@ -45,7 +45,7 @@ VARIANTS: dict[str, tuple] = {
     "replay0.3_2pass": (0.3, {"warm_start_learning_rate": 1e-3, "warm_start_epochs": 2}),
     # Against the two-pass default, replay sampling whole pages, a new sample per update:
     "replay0.5_1pass_lr3e-3": (0.5, {"warm_start_epochs": 1}),
-    "replay0.5_1pass_lr3e-3_fixed": (0.5, {"warm_start_epochs": 1}, True),
+    "replay0.5_1pass_lr3e-3_fixed": (0.5, {"warm_start_epochs": 1}, {"fixed_replay_sample": True}),
     "replay1.0_1pass_lr3e-3": (1.0, {"warm_start_epochs": 1}),
     "replay0.25_1pass_lr3e-3": (0.25, {"warm_start_epochs": 1}),
     "average0.5_2pass_lr3e-3": (0.0, {"warm_start_epochs": 2, "base_weight_share": 0.5}),
@@ -76,6 +76,13 @@ VARIANTS: dict[str, tuple] = {
     # when every row moved at the full rate).
     "rowrate0.5_lr2e-3_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_learning_rate": 2e-3}),
     "rowrate0.5_lr5e-3_2pass": (0.0, {"warm_start_epochs": 2, "warm_start_learning_rate": 5e-3}),
+    # The previous span's held-out pages (eval and test: no model has trained on them, and its
+    # blessing is done) train too (reuse_holdout, the default since round 8), and the control
+    # without them (the default of rounds 6 and 7); and full retraining without the older spans'
+    # held-out pages (the bench's full_retrain before round 8).
+    "rowrate0.5_holdout_2pass": (0.0, {"warm_start_epochs": 2, "reuse_holdout": True}),
+    "rowrate0.5_no_holdout_2pass": (0.0, {"warm_start_epochs": 2, "reuse_holdout": False}),
+    "full_retrain_no_holdout": (1.0, {"reuse_holdout": False}, {"warm": False}),
     # A diagnostic, not a candidate: full retraining's data and passes (whole window, 3 epochs)
     # from the previous model instead of from scratch. Matching full retraining says the chain's
     # gap is the data it sees; falling short says warm-starting itself costs.
@@ -88,7 +95,7 @@ def run_stream(out: str, seed: int, drift: str, days: int, requests_per_day: int
     from freshrank.bench.strategies import Strategy
 
     extra = [Strategy(name, replay_fraction=VARIANTS[name][0], overrides=VARIANTS[name][1],
-                      fixed_replay_sample=len(VARIANTS[name]) > 2 and VARIANTS[name][2]) for name in names]
+                      **(VARIANTS[name][2] if len(VARIANTS[name]) > 2 else {})) for name in names]
     return bench_stream(out, seed, drift, days, requests_per_day, ("full_retrain",) if full_retrain else (), extra,
                         control)
 

@@ -14,7 +14,7 @@ import click
 
 # Trainer flags -> TrainConfig fields (the flag is the field with dashes).
 TRAIN_FLAGS = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "warm_start_learning_rate",
-               "update_mode", "replay_fraction", "distill_weight", "init_checkpoint", "init_layers", "distribution",
+               "update_mode", "replay_fraction", "reuse_holdout", "distill_weight", "init_checkpoint", "init_layers", "distribution",
                "tpu_address")
 # Pipeline flags -> PipelineConfig fields (beam_runner and beam_args become beam_pipeline_args).
 PIPELINE_FLAGS = ("window", "from_scratch", "model_name", "min_auc", "bless_tolerance", "bless_weighting",
@@ -123,6 +123,9 @@ def train_options(local_paths: bool = True):
             click.option("--replay-fraction", type=click.FloatRange(0.0, 1.0),
                          help=f"Share of each older window span replayed (default {TrainConfig.replay_fraction}; "
                               "the newest span is always whole)."),
+            click.option("--reuse-holdout/--no-reuse-holdout", default=None,
+                         help=f"Train also on the previous span's eval and test pages once its blessing is done "
+                              f"(default {'on' if TrainConfig.reuse_holdout else 'off'})."),
             click.option("--distill-weight", type=click.FloatRange(min=0.0),
                          help=f"Weight of the base model's scores as soft labels (default {TrainConfig.distill_weight})."),
             click.option("--init-checkpoint", type=checkpoint_type,

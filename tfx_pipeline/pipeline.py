@@ -118,6 +118,7 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
         index_dir=config.span_index_dir,
         window_size=window_size,
         replay_fraction=config.train.replay_fraction,
+        reuse_holdout=int(config.train.reuse_holdout),
         seed=config.train.seed,
         label_position_check=int(config.label_position_check),
         **hourly,

@@ -127,6 +127,9 @@ class TrainConfig:
     update_mode: str = "full"  # "full" or "partial" (embeddings and lower layers frozen)
     frozen_layers: int = 1  # in partial mode: encoder layers frozen from the bottom
     replay_fraction: float = 0.0  # share of each older window span replayed (window assembly)
+    # Window assembly too: the previous span's eval and test pages train once its early stopping
+    # and blessing are done (older spans' at replay_fraction); see docs/warm-start.md, round 8.
+    reuse_holdout: bool = True
     distill_weight: float = 0.0  # weight of the base model's predictions as soft labels
     # A warm-started update's learning-rate schedule: "warmup_decay" (linear warm-up over
     # `warmup_fraction` of the steps, then linear decay to zero), "decay" (no warm-up) or

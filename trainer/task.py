@@ -598,6 +598,7 @@ def _log_hparams(log_dir: str, config: TrainConfig, facts: dict) -> None:
         "epochs": config.epochs,
         "update_mode": config.update_mode,
         "replay_fraction": config.replay_fraction,
+        "reuse_holdout": config.reuse_holdout,
         "distill_weight": config.distill_weight,
         # Off (None) updates every row at the full rate, as decay 0 does (hparams hold no None).
         "row_evidence_decay": config.row_evidence_decay or 0.0,

@@ -234,10 +234,11 @@ def _fit(strategy: Strategy, t: int, base, spans: list[StreamSpan], settings: Be
 
     where = os.path.join(models_dir, strategy.name, spans[t].date)
     window = strategy.window_spans(settings.window)
-    members = spans[max(0, t - window + 1): t + 1] if strategy.replay_fraction > 0 else [spans[t]]
-    train_files, window_examples = _window(members, spans[t], strategy.replay_fraction, where, settings.train.seed,
-                                           salt="" if strategy.fixed_replay_sample else spans[t].date)
     config = strategy.train_config(settings.train, settings.epochs, settings.warm_epochs)
+    members = spans[max(0, t - window + 1): t + 1]
+    train_files, window_examples = _window(members, strategy.replay_fraction, config.reuse_holdout, where,
+                                           settings.train.seed,
+                                           salt="" if strategy.fixed_replay_sample else spans[t].date)
     trained = task.fit(config, train_files, spans[t].files("eval"), None,
                        base.as_base() if base is not None else None)
     shutil.rmtree(where, ignore_errors=True)
@@ -298,6 +299,7 @@ def _score_everywhere(view: _View, settings: BenchSettings) -> None:
 # with both processes busy (2026-12-07, after the shared text function and the in-memory eval
 # split): a warm one-pass update 18 s, full retraining 313 s for 42 span-passes and 4 builds.
 FIXED_COST_PASSES = 2.5
+HELD_OUT_PER_TRAIN = 6 / 14
 
 
 def _cost(strategy: Strategy, settings: BenchSettings) -> float:
@@ -309,7 +311,9 @@ def _cost(strategy: Strategy, settings: BenchSettings) -> float:
     total = 0.0
     for t in range(1, settings.days - 1):
         older = min(window, t + 1) - 1
-        total += FIXED_COST_PASSES + passes * (1.0 + strategy.replay_fraction * older)
+        # Held-out pages are 6 of a span's 20 buckets, train 14 (freshrank/bench/stream.py).
+        held = HELD_OUT_PER_TRAIN * (1.0 + strategy.replay_fraction * (older - 1)) if config.reuse_holdout else 0.0
+        total += FIXED_COST_PASSES + passes * (1.0 + strategy.replay_fraction * older + held)
     return total
 
 
@@ -535,8 +539,8 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
     settings_json["start"] = settings.start.isoformat()
     settings_json["train"] = {k: settings_json["train"][k] for k in (
         "batch_size", "learning_rate", "warm_start_learning_rate", "epochs", "warm_start_epochs",
-        "replay_fraction", "distill_weight", "warm_start_schedule", "anchor_weight", "warm_start_shrink",
-        "warm_start_perturb", "row_evidence_decay", "shared_evidence_rate", "update_mode", "bert")}
+        "replay_fraction", "reuse_holdout", "distill_weight", "warm_start_schedule", "anchor_weight",
+        "warm_start_shrink", "warm_start_perturb", "row_evidence_decay", "shared_evidence_rate", "update_mode", "bert")}
     out["settings"] = settings_json
     out["spans"] = [{"date": s.date, "examples": s.num_examples} for s in spans]
     out["scored_spans"] = [s.date for s in spans[2:]]
@@ -574,17 +578,14 @@ def goals(table: dict[str, dict], agreement: dict, drift: str) -> dict[str, dict
     return verdicts
 
 
-def _window(members: list[StreamSpan], newest: StreamSpan, replay_fraction: float, where: str,
-            seed: int, salt: str) -> tuple[list[str], int]:
-    """The window's training split, assembled by SpanWindow's `copy_split` (whole newest span,
-    `replay_fraction` of each older one); returns its file pattern and example count."""
-    from tfx_pipeline.components.span_window import TRAIN, copy_split
+def _window(members: list[StreamSpan], replay_fraction: float, reuse_holdout: bool, where: str, seed: int,
+            salt: str) -> tuple[list[str], int]:
+    """The window's training split (`members` oldest first, the newest last), assembled by
+    SpanWindow's own `assemble_train`; returns its file pattern and example count."""
+    from tfx_pipeline.components.span_window import TRAIN, assemble_train
 
     train_dir = os.path.join(where, "window", f"Split-{TRAIN}")
     shutil.rmtree(train_dir, ignore_errors=True)
     os.makedirs(train_dir, exist_ok=True)
-    total = 0
-    for member in members:
-        fraction = 1.0 if member.date == newest.date else replay_fraction
-        total += copy_split(member.member(), TRAIN, train_dir, fraction, seed, salt)
+    total = assemble_train([m.member() for m in members], train_dir, replay_fraction, reuse_holdout, seed, salt)
     return [os.path.join(train_dir, "*")], total

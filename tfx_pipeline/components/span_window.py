@@ -5,7 +5,8 @@ compiler rejects every Resolver but the latest-artifact ones, so a window built 
 SpanRangeStrategy would not compile. This component keeps a small index of validated spans
 (JSON files next to the pipeline root, any filesystem TF can write) and materialises the
 window as ONE Examples artifact: `Split-train` holds the newest span's training examples
-plus the older window spans' (all of them, or a replayed sample), `Split-eval` holds the
+plus the older window spans' (all of them, or a replayed sample) and, with `reuse_holdout`, the
+previous span's eval and test pages (`assemble_train`), `Split-eval` holds the
 newest span's eval split for early stopping, and `Split-test` the newest span's test split
 with inverse-propensity weights (tfx_pipeline/ips_split.py), which the Evaluator blesses on; the
 curve behind them is fitted to the window's whole train splits (not the replay sample) and its
@@ -52,6 +53,7 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     seed: Parameter[int] = 0,
     label_position_check: Parameter[int] = 1,
     interval: Parameter[str] = DAY,
+    reuse_holdout: Parameter[int] = 0,
 ) -> None:
     span = int(examples.get_int_custom_property("span"))
     day = Span(span, interval).isoformat()  # `2026-11-01`, or `2026-11-01T13` for an hourly span
@@ -82,11 +84,7 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     eval_dir = os.path.join(window.uri, f"Split-{EVAL}")
     tf.io.gfile.makedirs(train_dir)
     tf.io.gfile.makedirs(eval_dir)
-    train_examples = 0
-    for member in members:
-        fraction = 1.0 if member["span"] == span else replay_fraction
-        if fraction > 0.0:  # an older span with no replay share is not read at all
-            train_examples += copy_split(member, TRAIN, train_dir, fraction, seed, salt=str(span))
+    train_examples = assemble_train(members, train_dir, replay_fraction, bool(reuse_holdout), seed, salt=str(span))
     eval_examples = copy_split(index.get(span), EVAL, eval_dir, 1.0, seed)
     curve = ips_split.estimate_curve([path for member in members for path in _split_files(member, TRAIN)])
     test_dir = os.path.join(window.uri, f"Split-{TEST}")
@@ -101,6 +99,7 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     window.set_int_custom_property("train_examples", train_examples)
     window.set_int_custom_property("eval_examples", eval_examples)
     window.set_float_custom_property("replay_fraction", float(replay_fraction))
+    window.set_int_custom_property("reuse_holdout", int(bool(reuse_holdout)))
     window.set_int_custom_property("test_examples", test_examples)
     window.set_json_value_custom_property("ips_curve", [round(float(v), 4) for v in curve[:ips_split.CURVE_ENTRIES]])
     window.set_float_custom_property("ips_max_weight", float(propensity.MAX_WEIGHT))
@@ -163,6 +162,30 @@ def _num_examples(stats) -> int:
     return int(stats.datasets[0].num_examples) if stats.datasets else 0
 
 
+def assemble_train(members: list[dict], out_dir: str, replay_fraction: float, reuse_holdout: bool, seed: int,
+                   salt: str = "") -> int:
+    """Writes a window's training split: `members` oldest first, the newest last; returns its records.
+
+    The newest span's train pages enter whole, each older span's at `replay_fraction`. With
+    `reuse_holdout` the older spans' eval and test pages train too: the previous span's whole
+    (they held out that span's early stopping and blessing, which are done, and no served model
+    has learned from them: 30% more new pages for an update), older ones at `replay_fraction`
+    like their train pages (the previous updates already learned from them). The bench assembles
+    its windows here too, so what it measures is what the pipeline trains on.
+    """
+    total = 0
+    for position, member in enumerate(members):
+        newest, previous = position == len(members) - 1, position == len(members) - 2
+        fraction = 1.0 if newest else replay_fraction
+        if fraction > 0.0:  # an older span with no replay share is not read at all
+            total += copy_split(member, TRAIN, out_dir, fraction, seed, salt)
+        held = 0.0 if newest or not reuse_holdout else (1.0 if previous else replay_fraction)
+        if held > 0.0:
+            for split in (EVAL, TEST):
+                total += copy_split(member, split, out_dir, held, seed, salt)
+    return total
+
+
 def copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: int, salt: str = "") -> int:
     """Copies (fraction 1) or samples one span's split into the window; returns the records kept.
 
@@ -171,12 +194,14 @@ def copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: in
     successive updates an old span is replayed across all its pages, not the same share again.
     """
     files = _split_files(member, split)
+    # Several splits of one span may land in one folder (held-out pages reused for training).
+    stem = member["date"] if split == TRAIN else f"{member['date']}-{split}"
     if fraction >= 1.0:
         for i, path in enumerate(files):
-            tf.io.gfile.copy(path, os.path.join(out_dir, f"{member['date']}-{i:05d}.gz"), overwrite=True)
+            tf.io.gfile.copy(path, os.path.join(out_dir, f"{stem}-{i:05d}.gz"), overwrite=True)
         return int(member["num_examples"].get(split, 0))
     kept = 0
-    target = os.path.join(out_dir, f"{member['date']}-replay.gz")
+    target = os.path.join(out_dir, f"{stem}-replay.gz")
     with tf.io.TFRecordWriter(target, options="GZIP") as writer:
         for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
             # A keyed hash of the record's result page decides: a page is replayed whole or not at

@@ -82,11 +82,15 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
         assert rule["updates"] == len(STRATEGIES) - 1 and 0.0 <= rule["agreement"] <= 1.0
         assert rule["blessed_better"] + rule["blessed_worse"] + rule["rejected_better"] + rule["rejected_worse"] \
             == rule["updates"]
-    # Full retrain trains on both spans' windows; replay adds a sample of the older span to the newest.
-    newest = loaded["spans"][1]["examples"]["train"]
-    assert table["warm_start"]["window_examples"] == newest
-    assert newest < table["warm_start_replay"]["window_examples"] < table["full_retrain"]["window_examples"]
-    assert table["full_retrain"]["window_examples"] == newest + loaded["spans"][0]["examples"]["train"]
+    # Every update trains on the newest span's train pages and the previous span's held-out pages
+    # (TrainConfig.reuse_holdout, as the pipeline does); replay adds a sample of the older span's
+    # train pages, full retraining all of them.
+    newest, older = loaded["spans"][1]["examples"], loaded["spans"][0]["examples"]
+    assert loaded["settings"]["train"]["reuse_holdout"] is True
+    assert table["warm_start"]["window_examples"] == newest["train"] + older["eval"] + older["test"]
+    assert table["warm_start"]["window_examples"] < table["warm_start_replay"]["window_examples"] \
+        < table["full_retrain"]["window_examples"]
+    assert table["full_retrain"]["window_examples"] == newest["train"] + sum(older.values())
     # Every updating strategy was scored on the same unseen span as static.
     assert loaded["scored_spans"] == [loaded["spans"][2]["date"]]
     assert set(loaded["goals"]) == {"pipeline_default_matches_full_retrain_at_quarter_compute",

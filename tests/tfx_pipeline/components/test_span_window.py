@@ -1,4 +1,4 @@
-"""Replay: older window spans enter a training window as a stable, hash-decided sample."""
+"""Window assembly: older spans replayed as a stable, hash-decided sample; held-out pages reused."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import write_examples
-from tfx_pipeline.components.span_window import copy_split
+from tfx_pipeline.components.span_window import assemble_train, copy_split
 
 N_PER_FILE = 1500
 
@@ -85,3 +85,65 @@ def test_fraction_one_copies_every_shard_and_zero_replays_nothing(member, tmp_pa
 def test_a_span_without_the_split_names_the_span(member, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"span 2026-11-01: no eval examples"):
         copy_split(member, "eval", str(tmp_path), 1.0, seed=0)
+
+
+SPLIT_SIZES = {"train": 140, "eval": 30, "test": 30}
+
+
+@pytest.fixture(scope="module")
+def three_spans(tmp_path_factory) -> list[dict]:
+    """Three validated spans, oldest first, each with its own train, eval and test records."""
+    members = []
+    for day in range(3):
+        root = tmp_path_factory.mktemp(f"day{day}")
+        for k, (split, n) in enumerate(SPLIT_SIZES.items()):
+            write_examples(str(root / f"Split-{split}" / "data_tfrecord-00000-of-00001.gz"), n, seed=10 * day + k)
+        members.append({"span": 20261101 + day, "date": f"2026-11-0{day + 1}", "examples_uri": str(root),
+                        "num_examples": dict(SPLIT_SIZES)})
+    return members
+
+
+def _split_records(member: dict, split: str) -> list[bytes]:
+    return _records(os.path.join(member["examples_uri"], f"Split-{split}", "*"))
+
+
+@pytest.mark.parametrize("replay", [0.0, 0.5])
+def test_the_previous_spans_held_out_pages_train_whole_and_older_ones_at_the_replay_share(three_spans, tmp_path,
+                                                                                            replay):
+    older, previous, newest = three_spans
+    out = tmp_path / "train"
+    os.makedirs(out)
+    written = assemble_train(three_spans, str(out), replay, reuse_holdout=True, seed=0, salt="20261103")
+    window = _records(str(out / "*"))
+    assert written == len(window)
+    # The newest span's train pages and the previous span's eval and test pages, every one of them;
+    # never the newest span's own held-out pages (its early stopping and blessing still need them).
+    for records in (_split_records(newest, "train"), _split_records(previous, "eval"),
+                    _split_records(previous, "test")):
+        assert set(records) <= set(window)
+    assert not set(_split_records(newest, "eval")) & set(window)
+    assert not set(_split_records(newest, "test")) & set(window)
+    # Older spans at the replay share, held-out pages included: the earlier updates learned from those.
+    older_pages = [r for split in SPLIT_SIZES for r in _split_records(older, split)]
+    kept_older = set(older_pages) & set(window)
+    previous_train = set(_split_records(previous, "train")) & set(window)
+    if replay == 0.0:
+        assert not kept_older and not previous_train
+        assert written == SPLIT_SIZES["train"] + SPLIT_SIZES["eval"] + SPLIT_SIZES["test"]
+    else:
+        assert 0 < len(kept_older) < len(older_pages)
+        assert 0 < len(previous_train) < SPLIT_SIZES["train"]
+
+
+def test_without_reuse_the_window_is_the_newest_train_split_and_the_replay_sample(three_spans, tmp_path):
+    out = tmp_path / "train"
+    os.makedirs(out)
+    written = assemble_train(three_spans, str(out), 0.0, reuse_holdout=False, seed=0)
+    assert written == SPLIT_SIZES["train"]
+    assert sorted(_records(str(out / "*"))) == sorted(_split_records(three_spans[-1], "train"))
+
+
+def test_a_first_span_has_no_held_out_pages_to_reuse(three_spans, tmp_path):
+    out = tmp_path / "train"
+    os.makedirs(out)
+    assert assemble_train(three_spans[:1], str(out), 1.0, reuse_holdout=True, seed=0) == SPLIT_SIZES["train"]

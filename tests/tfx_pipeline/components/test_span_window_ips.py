@@ -100,3 +100,19 @@ def test_weights_are_clipped_inverse_propensities_from_the_windows_train_splits(
     one = estimate_curve(_split_files({"date": "", "examples_uri": day2_ingested.uri}, "train"))
     assert not np.allclose(one[:CURVE_ENTRIES], _custom(window, "ips_curve"), atol=1e-4)
     assert _custom(window, "window_spans") == [DAY1.isoformat(), DAY2.isoformat()]
+
+
+def test_the_default_window_trains_on_the_previous_spans_held_out_pages(windows):
+    """The pipeline's default (TrainConfig.reuse_holdout): day 2's training split is day 2's train
+    pages and day 1's eval and test pages; day 1's window, with no span before it, its own train pages."""
+    (day1_window, day1_ingested), (day2_window, day2_ingested) = windows
+
+    def serialized(uri, split):
+        return sorted(e.SerializeToString(deterministic=True) for e in _examples(os.path.join(uri, f"Split-{split}")))
+
+    expected = sorted(serialized(day2_ingested.uri, "train") + serialized(day1_ingested.uri, "eval")
+                      + serialized(day1_ingested.uri, "test"))
+    assert serialized(day2_window.uri, "train") == expected
+    assert _custom(day2_window, "train_examples") == len(expected)
+    assert _custom(day2_window, "reuse_holdout") == 1
+    assert serialized(day1_window.uri, "train") == serialized(day1_ingested.uri, "train")
