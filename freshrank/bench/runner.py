@@ -19,8 +19,10 @@ continue from their own latest model either way, so each is measured as itself.
 
 The updating strategies run in `jobs` processes (`_run_in_processes`; 1: in this one).
 
-Forgetting is counterfactual too: the gap share on span 1's held-out searches (its test split,
-trained on by no model) of the first model minus that of the strategy's final model.
+Forgetting is counterfactual too: the gap share on span 1's held-out searches (its test split)
+of the first model minus that of the strategy's final model. The first model never trained on
+them; with `reuse_holdout` (the default) the first update does, as the pipeline would, so the
+figure says how much of what was learned there survives, comparable between strategies of one run.
 """
 from __future__ import annotations
 
