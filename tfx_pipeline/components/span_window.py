@@ -170,8 +170,10 @@ def assemble_train(members: list[dict], out_dir: str, replay_fraction: float, re
     `reuse_holdout` the older spans' eval and test pages train too: the previous span's whole
     (they held out that span's early stopping and blessing, which are done, and no served model
     has learned from them: 30% more new pages for an update), older ones at `replay_fraction`
-    like their train pages (the previous updates already learned from them). The bench assembles
-    its windows here too, so what it measures is what the pipeline trains on.
+    like their train pages (the previous updates already learned from them). The previous span's
+    held-out pages never outnumber the newest span's train pages (a sample of them when they
+    would, as after a large backfilled history): the update stays about the newest span. The
+    bench assembles its windows here too, so what it measures is what the pipeline trains on.
     """
     total = 0
     for position, member in enumerate(members):
@@ -179,11 +181,20 @@ def assemble_train(members: list[dict], out_dir: str, replay_fraction: float, re
         fraction = 1.0 if newest else replay_fraction
         if fraction > 0.0:  # an older span with no replay share is not read at all
             total += copy_split(member, TRAIN, out_dir, fraction, seed, salt)
-        held = 0.0 if newest or not reuse_holdout else (1.0 if previous else replay_fraction)
+        held = 0.0 if newest or not reuse_holdout else (
+            _held_out_share(member, members[-1]) if previous else replay_fraction)
         if held > 0.0:
             for split in (EVAL, TEST):
                 total += copy_split(member, split, out_dir, held, seed, salt)
     return total
+
+
+def _held_out_share(previous: dict, newest: dict) -> float:
+    """The share of the previous span's held-out pages an update reuses: all of them, unless they
+    outnumber the newest span's train pages."""
+    held_out = sum(int(previous["num_examples"].get(split, 0)) for split in (EVAL, TEST))
+    newest_train = int(newest["num_examples"].get(TRAIN, 0))
+    return 1.0 if held_out <= newest_train else newest_train / held_out
 
 
 def copy_split(member: dict, split: str, out_dir: str, fraction: float, seed: int, salt: str = "") -> int:

@@ -147,3 +147,29 @@ def test_a_first_span_has_no_held_out_pages_to_reuse(three_spans, tmp_path):
     out = tmp_path / "train"
     os.makedirs(out)
     assert assemble_train(three_spans[:1], str(out), 1.0, reuse_holdout=True, seed=0) == SPLIT_SIZES["train"]
+
+
+def test_the_previous_spans_held_out_pages_never_outnumber_the_newest_spans_train_pages(three_spans, tmp_path):
+    """After a large span (a backfilled history, a busy hour), a sample of its held-out pages, in
+    whole pages, about as many as the newest span's train pages: the update stays about the newest span."""
+    previous, newest = three_spans[1], three_spans[2]
+    large = dict(previous, num_examples={"train": 140, "eval": 300, "test": 300})
+    root = tmp_path / "large"
+    for k, split in enumerate(("train", "eval", "test")):
+        n = large["num_examples"][split]
+        write_examples(str(root / f"Split-{split}" / "data_tfrecord-00000-of-00001.gz"), n, seed=50 + k)
+    large["examples_uri"] = str(root)
+    out = tmp_path / "train"
+    os.makedirs(out)
+    written = assemble_train([large, newest], str(out), 0.0, reuse_holdout=True, seed=0, salt="20261103")
+    reused_rows = written - newest["num_examples"]["train"]
+    assert written == len(_records(str(out / "*")))
+    # The fixture's eval and test files share their page ids (r0..r59, 5 rows each), so the page-keyed
+    # sample takes k of 60 ids in both: 10 k rows, k ~ Binomial(60, 140 / 600), within 5 standard deviations.
+    share = 140 / 600
+    assert reused_rows % 10 == 0 and 0 < reused_rows < 600
+    assert abs(reused_rows / 10 - 60 * share) < 5 * (60 * share * (1 - share)) ** 0.5
+    assert set(_split_records(newest, "train")) <= set(_records(str(out / "*")))
+    # Spans of equal size reuse every held-out page (the fixture's 60 against 140 train pages).
+    os.makedirs(tmp_path / "equal")
+    assert assemble_train(three_spans[1:], str(tmp_path / "equal"), 0.0, reuse_holdout=True, seed=0) == 200
