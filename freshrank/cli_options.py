@@ -14,8 +14,8 @@ import click
 
 # Trainer flags -> TrainConfig fields (the flag is the field with dashes).
 TRAIN_FLAGS = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "warm_start_learning_rate",
-               "update_mode", "replay_fraction", "reuse_holdout", "distill_weight", "init_checkpoint", "init_layers", "distribution",
-               "tpu_address")
+               "update_mode", "replay_fraction", "reuse_holdout", "distill_weight", "init_checkpoint", "init_layers",
+               "distribution", "tpu_address")
 # Pipeline flags -> PipelineConfig fields (beam_runner and beam_args become beam_pipeline_args).
 PIPELINE_FLAGS = ("window", "from_scratch", "model_name", "min_auc", "bless_tolerance", "bless_weighting",
                   "label_position_check", "schema_file", "interval")

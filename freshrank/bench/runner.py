@@ -41,7 +41,7 @@ from freshrank import counterfactual
 from freshrank.bench import blessing, metrics
 from freshrank.bench.scoring import Scored, Scorer, read_split
 from freshrank.bench.strategies import Strategy, strategies
-from freshrank.bench.stream import SPLITS, StreamSpan, split_of, write_stream
+from freshrank.bench.stream import HELD_OUT_PER_TRAIN, SPLITS, StreamSpan, split_of, write_stream
 from tfx_pipeline.config import PipelineConfig
 from trainer.config import TrainConfig
 
@@ -301,7 +301,6 @@ def _score_everywhere(view: _View, settings: BenchSettings) -> None:
 # with both processes busy (2026-12-07, after the shared text function and the in-memory eval
 # split): a warm one-pass update 18 s, full retraining 313 s for 42 span-passes and 4 builds.
 FIXED_COST_PASSES = 2.5
-HELD_OUT_PER_TRAIN = 6 / 14
 
 
 def _cost(strategy: Strategy, settings: BenchSettings) -> float:
@@ -313,7 +312,6 @@ def _cost(strategy: Strategy, settings: BenchSettings) -> float:
     total = 0.0
     for t in range(1, settings.days - 1):
         older = min(window, t + 1) - 1
-        # Held-out pages are 6 of a span's 20 buckets, train 14 (freshrank/bench/stream.py).
         held = HELD_OUT_PER_TRAIN * (1.0 + strategy.replay_fraction * (older - 1)) if config.reuse_holdout else 0.0
         total += FIXED_COST_PASSES + passes * (1.0 + strategy.replay_fraction * older + held)
     return total

@@ -16,6 +16,8 @@ from collections.abc import Callable
 SPLITS = ("train", "eval", "test")
 # ExampleGen's hash buckets in tfx_pipeline/pipeline.py: train 14, eval 3, test 3 of 20.
 _BUCKETS = (("train", 14), ("eval", 3), ("test", 3))
+# Held-out (eval and test) pages per train page: what reusing a span's held-out pages adds.
+HELD_OUT_PER_TRAIN = sum(size for name, size in _BUCKETS if name != "train") / dict(_BUCKETS)["train"]
 FILE_NAME = "data_tfrecord-00000-of-00001.gz"
 
 
