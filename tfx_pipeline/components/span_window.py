@@ -181,8 +181,9 @@ def assemble_train(members: list[dict], out_dir: str, replay_fraction: float, re
         fraction = 1.0 if newest else replay_fraction
         if fraction > 0.0:  # an older span with no replay share is not read at all
             total += copy_split(member, TRAIN, out_dir, fraction, seed, salt)
-        held = 0.0 if newest or not reuse_holdout else (
-            _held_out_share(member, members[-1]) if previous else replay_fraction)
+        if newest or not reuse_holdout:
+            continue  # the newest span's held-out pages still hold out its early stopping and blessing
+        held = _held_out_share(member, members[-1]) if previous else replay_fraction
         if held > 0.0:
             for split in (EVAL, TEST):
                 total += copy_split(member, split, out_dir, held, seed, salt)
