@@ -167,12 +167,14 @@ class Market:
             self._views.move_to_end(t)
         return v
 
-    def _batch(self, day: datetime.date, n_requests: int) -> _DayBatch:
+    def _batch(self, day: datetime.date, n_requests: int, probe: bool = False) -> _DayBatch:
         n = positive_int(n_requests, "n_requests")
         day = check_day(day)
         view = self._view(day)
         t = view.day_index
-        rng = day_rng(self.seed, t, Purpose.SEARCH)
+        search_purpose, retrieve_purpose = ((Purpose.PROBE_SEARCH, Purpose.PROBE_RETRIEVE) if probe
+                                            else (Purpose.SEARCH, Purpose.RETRIEVE))
+        rng = day_rng(self.seed, t, search_purpose)
         users = rng.choice(self.n_users, n, p=self._users.activity)
         hour = rng.choice(24, n, p=_HOURLY / _HOURLY.sum())
         seconds = hour * 3600 + rng.integers(0, 3600, n)
@@ -180,8 +182,8 @@ class Market:
         users, seconds = users[order], seconds[order]
         intents = sample_intents(view, self._users, users, rng)
         queries = query_texts(view, intents, rng)
-        cand = retrieve(view, intents, self.page_size, day_rng(self.seed, t, Purpose.RETRIEVE))
-        stamp = day.strftime("%Y%m%d")
+        cand = retrieve(view, intents, self.page_size, day_rng(self.seed, t, retrieve_purpose))
+        stamp = ("p" if probe else "") + day.strftime("%Y%m%d")
         iso = day.isoformat()
         return _DayBatch(
             day=day, view=view,
@@ -193,7 +195,18 @@ class Market:
     # ------------------------------------------------------------ public API
     def searches(self, day: datetime.date, n_requests: int) -> list[Search]:
         """The day's searches with their retrieved candidates (unranked, no outcomes)."""
-        b = self._batch(day, n_requests)
+        return self._searches(self._batch(day, n_requests))
+
+    def probe_searches(self, day: datetime.date, n_requests: int) -> list[Search]:
+        """More searches of the same day that no simulated log holds (request ids `rp<date>-...`).
+
+        The same shoppers, catalogue and intents' distribution as `searches(day, n)`, drawn from
+        random streams of their own, so a model trained on every logged page of the day has never
+        seen them: what measuring forgetting needs once every logged page trains some update.
+        """
+        return self._searches(self._batch(day, n_requests, probe=True))
+
+    def _searches(self, b: _DayBatch) -> list[Search]:
         v = b.view
         titles, brand_en = v.titles, v.brand_en
         cats = v.category.tolist()

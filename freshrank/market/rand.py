@@ -33,6 +33,8 @@ class Purpose(enum.IntEnum):
     RANK = 10
     BRANDS = 11
     TRENDS = 12
+    PROBE_SEARCH = 13
+    PROBE_RETRIEVE = 14
 
 
 def day_rng(seed: int, day_index: int, purpose: Purpose) -> np.random.Generator:

@@ -72,3 +72,22 @@ def test_a_ranking_that_is_not_a_permutation_is_refused(market, searches):
         market.expected_outcomes([search], [search.candidate_ids[:-1]])
     with pytest.raises(ValueError, match="rankings for"):
         market.expected_outcomes([search], [])
+
+
+def test_probe_searches_are_the_same_day_but_no_logged_page(market, searches):
+    # Forgetting is measured on these once every logged page trains some update: they must be the
+    # day's market (same catalogue, similar purchase rates) and none of its logged searches.
+    probe = market.probe_searches(DAY, 2000)
+    assert probe == market.probe_searches(DAY, 2000)  # deterministic
+    assert all(s.request_id.startswith("rp20261103-") and s.day == DAY for s in probe)
+    logged_pages = {(s.user_index, s.query, s.candidate_index) for s in searches}
+    assert not logged_pages & {(s.user_index, s.query, s.candidate_index) for s in probe}
+    logged_ids = {s.request_id for s in searches}
+    assert not logged_ids & {s.request_id for s in probe}
+    # The same day's shop: the legacy order sells at the same rate on both, within sampling error.
+    rates = []
+    for pages in (searches, probe):
+        per_search = market.expected_outcomes(pages, market.legacy_rankings(pages)).purchases
+        rates.append((per_search.mean(), per_search.std(ddof=1) / np.sqrt(len(per_search))))
+    (a, sa), (b, sb) = rates
+    assert abs(a - b) < 4 * np.hypot(sa, sb), rates
