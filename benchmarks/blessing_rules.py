@@ -9,6 +9,8 @@ replays the decision rules over those records at several thresholds, without tra
 - `auc_ndcg` (the rule before the purchase lift): AUC and NDCG@10 each no more than `tol` below
   the serving model's;
 - `lift`: the estimated purchase difference no more than `z` standard errors below zero;
+- `lift ... held out`: the same on the new span's eval and test pages together (recorded since
+  2026-12-08; with older files only the decisions that have it are replayed);
 - `always`: bless every candidate that clears the AUC floor.
 
     .venv/bin/python benchmarks/blessing_rules.py /tmp/sweep/*/bench.json [--out table.md]
@@ -20,7 +22,8 @@ import json
 import math
 
 AUC_TOLERANCES = (0.0, 0.01, 0.02, 0.05)
-LIFT_Z = (0.0, 0.5, 1.0, 1.5, 2.0)
+LIFT_Z = (0.0, 0.5, 1.0, 1.5, 1.645, 2.0)
+HELD_OUT = "_held_out"  # the estimate's key suffix for the eval and test pages together
 MIN_AUC = 0.52
 
 
@@ -40,8 +43,8 @@ def _auc_ndcg(d: dict, weighting: str, tol: float) -> bool:
     return c["auc"] >= MIN_AUC and c["auc"] >= s["auc"] - tol and c["ndcg@10"] >= s["ndcg@10"] - tol
 
 
-def _lift(d: dict, weighting: str, z: float) -> bool:
-    estimate = d[f"{weighting}_lift_estimate"]
+def _lift(d: dict, weighting: str, z: float, pages: str = "") -> bool:
+    estimate = d[f"{weighting}_lift_estimate{pages}"]
     se = estimate["standard_error"]
     score = estimate["per_100"] / se if se > 0 else (0.0 if estimate["per_100"] == 0 else math.copysign(
         math.inf, estimate["per_100"]))
@@ -56,13 +59,17 @@ def rules() -> dict[str, callable]:
             table[f"auc_ndcg {label} tol {tol}"] = lambda d, w=weighting, t=tol: _auc_ndcg(d, w, t)
         for z in LIFT_Z:
             table[f"lift {label} z {z}"] = lambda d, w=weighting, z=z: _lift(d, w, z)
+            table[f"lift {label} z {z} held out"] = lambda d, w=weighting, z=z: _lift(d, w, z, HELD_OUT)
     table["always (AUC floor only)"] = lambda d: d["ips_metrics"]["new"]["candidate"]["auc"] >= MIN_AUC
     return table
 
 
 def score(found: list[dict]) -> list[dict]:
     rows = []
+    held_out = all(f"ips_lift_estimate{HELD_OUT}" in d for d in found)
     for name, rule in rules().items():
+        if name.endswith("held out") and not held_out:
+            continue
         picks = [(rule(d), d) for d in found]
         right = sum(p == d["truth"] for p, d in picks)
         margins = [d.get("truth_margin_per_100") for _, d in picks]
@@ -93,6 +100,11 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     found = decisions(args.bench_json)
+    with_held_out = [d for d in found if f"ips_lift_estimate{HELD_OUT}" in d]
+    if with_held_out and len(with_held_out) < len(found):
+        print(f"{len(found) - len(with_held_out)} decisions predate the held-out estimate: replaying the "
+              f"{len(with_held_out)} that have it")
+        found = with_held_out
     if not found:
         raise SystemExit("no decisions with a purchase-lift estimate in these files (run the bench again)")
     text = markdown(score(found), len(found), sum(d["truth"] for d in found))

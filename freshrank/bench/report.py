@@ -82,8 +82,8 @@ def markdown(results: dict) -> str:
         "own probabilities, position bias included); *gap share* = (model - legacy) / (best order - legacy); "
         "*updates above legacy*: updates whose paired bootstrap 95% interval of model - legacy excludes zero. "
         "Logged NDCG@10 and AUC (the Evaluator's definitions, unweighted) are measured on pages the legacy "
-        "ranking ordered. *Forgetting*: the gap share on span 1's held-out searches of the first model minus "
-        "the final model's (positive = forgot). *train_flops*: examples processed x FLOPs of one training "
+        "ranking ordered. *Forgetting*: the gap share on searches of span 1's day that no span logs, of the "
+        "first model minus the final model's (positive = forgot). *train_flops*: examples processed x FLOPs of one training "
         "example in that mode (a frozen lower encoder skips its backward pass; trainer/flops.py); the shared "
         "first model is not counted. *blessed_updates*: candidates the pipeline's rule "
         f"(`{results.get('blessing_rule')}`) blesses, out of the updates.",

@@ -19,10 +19,11 @@ continue from their own latest model either way, so each is measured as itself.
 
 The updating strategies run in `jobs` processes (`_run_in_processes`; 1: in this one).
 
-Forgetting is counterfactual too: the gap share on span 1's held-out searches (its test split)
-of the first model minus that of the strategy's final model. The first model never trained on
-them; with `reuse_holdout` (the default) the first update does, as the pipeline would, so the
-figure says how much of what was learned there survives, comparable between strategies of one run.
+Forgetting is counterfactual too: the gap share on searches of span 1's day of the first model
+minus that of the strategy's final model. They are the market's probe searches (`probe_searches`):
+the same day's shoppers and catalogue, logged in no span, so no model ever trains on them. Span
+1's test pages, used until 2026-12-08, stopped being out of sample when the previous span's
+held-out pages began to train the next update (`reuse_holdout`).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from freshrank import counterfactual
 from freshrank.bench import blessing, metrics
 from freshrank.bench.scoring import Scored, Scorer, read_split
 from freshrank.bench.strategies import Strategy, strategies
-from freshrank.bench.stream import HELD_OUT_PER_TRAIN, SPLITS, StreamSpan, split_of, write_stream
+from freshrank.bench.stream import HELD_OUT_PER_TRAIN, SPLITS, StreamSpan, write_stream
 from tfx_pipeline.config import PipelineConfig
 from trainer.config import TrainConfig
 
@@ -82,6 +83,11 @@ class BenchSettings:
             raise ValueError(f"--bless-weighting must be one of {blessing.WEIGHTINGS}, got {self.bless_weighting!r}")
 
 
+def probe_searches(requests_per_day: int) -> int:
+    """How many of span 1's day's unlogged searches forgetting is measured on: half a span's."""
+    return max(1, requests_per_day // 2)
+
+
 @dataclasses.dataclass
 class _Tally:
     expected: list[counterfactual.Comparison] = dataclasses.field(default_factory=list)
@@ -109,8 +115,8 @@ class _Stream:
         self.market = Market(seed=settings.seed, market_start=settings.start, drift=settings.drift)
         self.searches = {s.date: self.market.searches(datetime.date.fromisoformat(s.date), settings.requests_per_day)
                          for s in spans}
-        first = spans[0].date
-        self.early = [s for s in self.searches[first] if split_of(s.request_id) == "test"]
+        self.early = self.market.probe_searches(datetime.date.fromisoformat(spans[0].date),
+                                                probe_searches(settings.requests_per_day))
         self._curves: dict[int, object] = {}
         self._references: dict[object, counterfactual.Reference] = {}
 
@@ -120,7 +126,7 @@ class _Stream:
         return self._compare(scorer, self.searches[self.spans[t].date], t)
 
     def early_span(self, scorer: Scorer) -> counterfactual.Comparison:
-        """The same on span 1's held-out searches: what an update forgot."""
+        """The same on span 1's day's probe searches: what the updates forgot."""
         return self._compare(scorer, self.early, "early")[0]
 
     def _compare(self, scorer: Scorer, pages, key) -> tuple[counterfactual.Comparison, np.ndarray, dict]:
@@ -293,7 +299,7 @@ def _score_everywhere(view: _View, settings: BenchSettings) -> None:
         if t >= 1:
             view.expected(t)
         if t < settings.days - 1:
-            view.test(t)
+            view.held_out(t)
     view.early()
 
 
@@ -469,6 +475,11 @@ class _View:
     def test(self, t: int) -> Scored:
         return self._once(("test", t), lambda: self.scorer.score(self.stream.spans[t].files("test")))
 
+    def held_out(self, t: int) -> Scored:
+        """Span t's eval and test pages together: what a blessing on both would read."""
+        return self._once(("held_out", t), lambda: Scored.concat(
+            [self.scorer.score(self.stream.spans[t].files("eval")), self.test(t)]))
+
 
 def _record(tally: _Tally, scored: Scored) -> None:
     m = metrics.evaluate(scored.groups, scored.labels, scored.scores)
@@ -501,8 +512,8 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
             "mean_ndcg@10": _mean(tally.ndcg),
             "last_ndcg@10": round(tally.ndcg[-1], 5),
             "mean_auc": _mean(tally.auc),
-            # Counterfactual, on span 1's held-out searches: the first model's gap share minus the
-            # final served model's (positive = forgot).
+            # Counterfactual, on span 1's day's probe searches (logged in no span): the first
+            # model's gap share minus the final served model's (positive = forgot).
             "forgetting": round(early[0].gap_share - early[1].gap_share, 5),
             "forgetting_per_100": round(early[0].model_per_100 - early[1].model_per_100, 4),
             "train_seconds": round(tally.train_seconds, 2),

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from freshrank.bench.report import write_all
-from freshrank.bench.runner import BenchSettings, run_bench
+from freshrank.bench.runner import BenchSettings, probe_searches, run_bench
 from freshrank.bench.strategies import STRATEGIES
 from trainer.config import BertConfig, TrainConfig
 
@@ -67,8 +67,13 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     assert table["pipeline_default"]["train_examples"] == 2 * table["warm_start"]["train_examples"]
     # Forgetting and the blessing rules are measured counterfactually / against the truth.
     assert all(math.isfinite(table[n]["forgetting"]) for n in STRATEGIES[1:])
+    # ... on span 1's day's probe searches, which no span logs and so no update trains on.
+    early = loaded["first_model"]["early_span_expected"]
+    assert early["searches"] == probe_searches(settings.requests_per_day) == 40
+    assert all(s["early_span"][0] == early for s in loaded["series"].values())
     agreement = loaded["blessing_agreement"]
-    assert set(agreement) == {"lift_ips", "lift_unweighted", "auc_ndcg_ips", "auc_ndcg_unweighted"}
+    assert set(agreement) == {"lift_ips", "lift_unweighted", "auc_ndcg_ips", "auc_ndcg_unweighted",
+                              "lift_ips_held_out", "lift_unweighted_held_out"}
     assert loaded["blessing_rule"] == "lift_ips"
     decision = loaded["series"]["pipeline_default"]["decisions"][0]
     # The pipeline's rule, replayed from what the decision recorded: the AUC floor and the lift's z.
@@ -76,6 +81,9 @@ def test_tiny_bench_writes_all_seven_strategies(tmp_path):
     z = lift["per_100"] / lift["standard_error"] if lift["standard_error"] else 0.0
     assert decision["lift_ips"] == (decision["ips_metrics"]["new"]["candidate"]["auc"] >= settings.min_auc
                                     and z >= -settings.bless_tolerance)
+    # The same rule on the eval and test pages together: twice the pages, a smaller standard error.
+    wide = decision["ips_lift_estimate_held_out"]
+    assert wide["pages"] > lift["pages"] and wide["pages"] == pytest.approx(2 * lift["pages"], rel=0.6)
     assert isinstance(decision["truth_margin_per_100"], float) and decision["truth"] == (
         decision["truth_margin_per_100"] > 0)
     for rule in agreement.values():
