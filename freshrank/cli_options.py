@@ -18,7 +18,7 @@ TRAIN_FLAGS = ("epochs", "warm_start_epochs", "batch_size", "learning_rate", "wa
                "distribution", "tpu_address")
 # Pipeline flags -> PipelineConfig fields (beam_runner and beam_args become beam_pipeline_args).
 PIPELINE_FLAGS = ("window", "from_scratch", "model_name", "min_auc", "bless_tolerance", "bless_weighting",
-                  "label_position_check", "schema_file", "interval")
+                  "bless_pages", "label_position_check", "schema_file", "interval")
 LOCAL_PIPELINE_FLAGS = ("max_bad_row_share", "keep_versions")
 
 
@@ -198,10 +198,14 @@ def load_train_config(path: str | None, overrides: dict):
 
 
 def bless_options(f):
-    """`--bless-tolerance` and `--bless-weighting` (defaults: PipelineConfig's)."""
-    from tfx_pipeline.config import PipelineConfig
+    """`--bless-tolerance`, `--bless-weighting` and `--bless-pages` (defaults: PipelineConfig's)."""
+    from tfx_pipeline.config import BLESS_PAGES, PipelineConfig
 
     f = bless_weighting_option(f)
+    f = click.option("--bless-pages", default=PipelineConfig.bless_pages, show_default=True,
+                     type=click.Choice(list(BLESS_PAGES)),
+                     help="The new span's pages blessing reads: its test pages, or its eval and test pages "
+                          "together (held-out: twice the pages, a smaller standard error).")(f)
     return click.option("--bless-tolerance", default=PipelineConfig.bless_tolerance, show_default=True,
                         type=click.FloatRange(min=0.0),
                         help="Refuse a candidate only when its estimated purchases on the new span's held-out "

@@ -41,7 +41,7 @@ from freshrank.env import import_tensorflow
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Processes the strategies' updates are split over (1: all in this process).")
 def bench_command(out, days, seed, drift, start, requests_per_day, window, epochs, warm_epochs, replay_fraction,
-                  distill_weight, bless_weighting, bless_tolerance, only, train_config, jobs) -> None:
+                  distill_weight, bless_weighting, bless_tolerance, bless_pages, only, train_config, jobs) -> None:
     """Does incremental updating pay? Full retrain, five warm-start strategies, the pipeline's default and static.
 
     Exit codes: 0 done (goals are reported, not enforced); 1 stopped by Ctrl-C; 2 bad options.
@@ -56,7 +56,7 @@ def bench_command(out, days, seed, drift, start, requests_per_day, window, epoch
                              start=datetime.date(start.year, start.month, start.day), window=window,
                              epochs=epochs, warm_epochs=warm_epochs, replay_fraction=replay_fraction,
                              distill_weight=distill_weight, bless_weighting=bless_weighting,
-                             bless_tolerance=bless_tolerance,
+                             bless_tolerance=bless_tolerance, bless_pages=bless_pages,
                              only=tuple(only) if only else None, train=load_train_config(train_config, {}),
                              jobs=jobs)
     try:

@@ -19,6 +19,11 @@ DEFAULT_BLESS_WEIGHTING = "ips"
 # 5% point of the normal distribution, so a candidate as good as the serving model is refused 5%
 # of the time.
 DEFAULT_BLESS_TOLERANCE = 1.645
+# The newest span's pages blessing reads: its test pages, or its eval and test pages together
+# ("held-out": twice the pages, so a standard error about 0.7 of the test pages'; docs/warm-start.md round 9).
+TEST_PAGES, HELD_OUT_PAGES = "test", "held-out"
+BLESS_PAGES = (TEST_PAGES, HELD_OUT_PAGES)
+DEFAULT_BLESS_PAGES = TEST_PAGES
 # Retention after each local run (tfx_pipeline/retention.py): the newest K served versions stay.
 DEFAULT_KEEP_VERSIONS = 5
 
@@ -45,6 +50,7 @@ class PipelineConfig:
     min_auc: float = 0.52
     bless_tolerance: float = DEFAULT_BLESS_TOLERANCE
     bless_weighting: str = DEFAULT_BLESS_WEIGHTING
+    bless_pages: str = DEFAULT_BLESS_PAGES
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     # "local": LocalDagRunner with sqlite ML Metadata at HOME. "kubeflow": compiled for Kubeflow
     # Pipelines / Vertex (the orchestrator owns ML Metadata; span and window become runtime
@@ -103,6 +109,8 @@ class PipelineConfig:
         if self.bless_weighting not in BLESS_WEIGHTINGS:
             raise ValueError(f"--bless-weighting must be one of {', '.join(BLESS_WEIGHTINGS)}, "
                              f"got {self.bless_weighting!r}")
+        if self.bless_pages not in BLESS_PAGES:
+            raise ValueError(f"--bless-pages must be one of {', '.join(BLESS_PAGES)}, got {self.bless_pages!r}")
         if self.keep_versions < 0:
             raise ValueError(f"--keep-versions must be >= 0 (0: no automatic gc), got {self.keep_versions}")
         if not self.bless_tolerance >= 0.0:

@@ -38,7 +38,7 @@ from schemas import SCHEMA_PATH
 from tfx_pipeline import beam
 from tfx_pipeline.components.atomic_pusher import AtomicPusher
 from tfx_pipeline.components.span_window import SpanWindow
-from tfx_pipeline.config import KUBEFLOW, PipelineConfig
+from tfx_pipeline.config import HELD_OUT_PAGES, KUBEFLOW, PipelineConfig
 from tfx_pipeline.evaluation import EVAL_SPLIT, eval_config
 from tfx_pipeline.spans import HOUR, HOURLY_INGEST_PATTERN, SPAN_PATTERN, Span, span_number
 from trainer.task import CUSTOM_CONFIG_KEY
@@ -119,6 +119,7 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
         window_size=window_size,
         replay_fraction=config.train.replay_fraction,
         reuse_holdout=int(config.train.reuse_holdout),
+        bless_on_eval_pages=int(config.bless_pages == HELD_OUT_PAGES),
         seed=config.train.seed,
         label_position_check=int(config.label_position_check),
         **hourly,
@@ -147,7 +148,7 @@ def create_pipeline(config: PipelineConfig, platform: Platform | None = None) ->
     # that in its own process; a compiled step or a cluster runner's workers need the hook.
     needs_hook = platform.evaluator_hook or not beam.runs_in_process(beam_args)
     evaluator = Evaluator(
-        # The window's `test` split: the newest span's held-out pages with their IPS weights.
+        # The window's `test` split: the newest span's test (or eval and test) pages with their IPS weights.
         examples=window.outputs["window"],
         example_splits=[EVAL_SPLIT],
         model=trainer.outputs["model"],

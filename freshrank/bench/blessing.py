@@ -20,6 +20,7 @@ import numpy as np
 from freshrank.bench import metrics
 from freshrank.bench.scoring import read_split
 from tfx_pipeline import purchase_lift
+from tfx_pipeline.config import HELD_OUT_PAGES
 from trainer import propensity
 
 WEIGHTINGS = ("ips", "none")
@@ -29,7 +30,13 @@ RULES = ("lift_ips", "lift_unweighted", "auc_ndcg_ips", "auc_ndcg_unweighted",
 
 def product_rule(settings) -> str:
     """The rule the pipeline applies with these settings."""
-    return "lift_ips" if settings.bless_weighting == "ips" else "lift_unweighted"
+    rule = "lift_ips" if settings.bless_weighting == "ips" else "lift_unweighted"
+    return rule + pages_suffix(settings.bless_pages)
+
+
+def pages_suffix(bless_pages: str) -> str:
+    """The rule names' suffix for the pages a rule reads (none: the test pages)."""
+    return "_held_out" if bless_pages == HELD_OUT_PAGES else ""
 
 
 def estimate_curve(patterns_per_span: list[list[str]]) -> np.ndarray:

@@ -43,7 +43,7 @@ from freshrank.bench import blessing, metrics
 from freshrank.bench.scoring import Scored, Scorer, read_split
 from freshrank.bench.strategies import Strategy, strategies
 from freshrank.bench.stream import HELD_OUT_PER_TRAIN, SPLITS, StreamSpan, write_stream
-from tfx_pipeline.config import PipelineConfig
+from tfx_pipeline.config import BLESS_PAGES, PipelineConfig
 from trainer.config import TrainConfig
 
 BENCH_START = datetime.date(2026, 11, 1)
@@ -67,6 +67,7 @@ class BenchSettings:
     min_auc: float = 0.52
     bless_tolerance: float = PipelineConfig.bless_tolerance  # standard errors, as `freshrank run`'s
     bless_weighting: str = "ips"
+    bless_pages: str = PipelineConfig.bless_pages  # the new span's pages the product's rule reads
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     only: tuple[str, ...] | None = None  # strategy names to run (static always runs); None: all
     jobs: int = 1  # processes the updating strategies are split over (see _run_in_processes)
@@ -81,6 +82,8 @@ class BenchSettings:
             raise ValueError("window, epochs and warm epochs must be >= 1")
         if self.bless_weighting not in blessing.WEIGHTINGS:
             raise ValueError(f"--bless-weighting must be one of {blessing.WEIGHTINGS}, got {self.bless_weighting!r}")
+        if self.bless_pages not in BLESS_PAGES:
+            raise ValueError(f"--bless-pages must be one of {BLESS_PAGES}, got {self.bless_pages!r}")
 
 
 def probe_searches(requests_per_day: int) -> int:
@@ -561,12 +564,14 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
                           "early_span_expected": first.early().to_json()}
     out["blessing_agreement"] = blessing.agreement([d for t in tallies.values() for d in t.decisions])
     out["blessing_rule"] = rule
-    out["goals"] = goals(out["strategies"], out["blessing_agreement"], settings.drift)
+    out["goals"] = goals(out["strategies"], out["blessing_agreement"], settings.drift, settings.bless_pages)
     return out
 
 
-def goals(table: dict[str, dict], agreement: dict, drift: str) -> dict[str, dict]:
-    """The issue's goals, checked against the figures (compute = train_flops)."""
+def goals(table: dict[str, dict], agreement: dict, drift: str, bless_pages: str = PipelineConfig.bless_pages
+          ) -> dict[str, dict]:
+    """The issue's goals, checked against the figures (compute = train_flops); the blessing rules
+    compared are the two weightings on the pages the product's rule reads."""
     verdicts: dict[str, dict] = {}
     full, default, static = table.get("full_retrain"), table.get("pipeline_default"), table["static"]
     if full and default:
@@ -581,7 +586,8 @@ def goals(table: dict[str, dict], agreement: dict, drift: str) -> dict[str, dict
             "met": bool(lift >= 0.05), "lift": round(lift, 4),
             "note": "the goal is set for strong drift" if drift != "strong" else ""}
     if agreement:
-        weighted, unweighted = agreement.get("lift_ips"), agreement.get("lift_unweighted")
+        pages = blessing.pages_suffix(bless_pages)
+        weighted, unweighted = agreement.get("lift_ips" + pages), agreement.get("lift_unweighted" + pages)
         if weighted and unweighted:
             verdicts["weighted_blessing_agrees_more"] = {
                 "met": bool(weighted["agreement"] > unweighted["agreement"]),

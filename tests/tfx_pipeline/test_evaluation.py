@@ -230,6 +230,8 @@ def test_pipeline_config_checks_the_blessing_settings_naming_the_flag(tmp_path):
         config(bless_weighting="IPS")
     with pytest.raises(ValueError, match=r"--bless-tolerance must be >= 0, got nan"):
         config(bless_tolerance=float("nan"))
+    with pytest.raises(ValueError, match=r"--bless-pages must be one of test, held-out, got 'eval'"):
+        config(bless_pages="eval")
 
 
 def test_the_pipeline_evaluates_the_window_with_these_settings(tmp_path):

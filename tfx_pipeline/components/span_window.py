@@ -7,8 +7,9 @@ SpanRangeStrategy would not compile. This component keeps a small index of valid
 window as ONE Examples artifact: `Split-train` holds the newest span's training examples
 plus the older window spans' (all of them, or a replayed sample) and, with `reuse_holdout`, the
 previous span's eval and test pages (`assemble_train`), `Split-eval` holds the
-newest span's eval split for early stopping, and `Split-test` the newest span's test split
-with inverse-propensity weights (tfx_pipeline/ips_split.py), which the Evaluator blesses on; the
+newest span's eval split for early stopping, and `Split-test` the newest span's test split (with
+`bless_on_eval_pages`, its eval and test splits) with inverse-propensity weights
+(tfx_pipeline/ips_split.py), which the Evaluator blesses on; the
 curve behind them is fitted to the window's whole train splits (not the replay sample) and its
 first entries are recorded as the artifact's `ips_curve`. Trainer reads only train and eval. It
 runs the same under every orchestrator.
@@ -54,6 +55,7 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     label_position_check: Parameter[int] = 1,
     interval: Parameter[str] = DAY,
     reuse_holdout: Parameter[int] = 0,
+    bless_on_eval_pages: Parameter[int] = 0,
 ) -> None:
     span = int(examples.get_int_custom_property("span"))
     day = Span(span, interval).isoformat()  # `2026-11-01`, or `2026-11-01T13` for an hourly span
@@ -89,8 +91,10 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     curve = ips_split.estimate_curve([path for member in members for path in _split_files(member, TRAIN)])
     test_dir = os.path.join(window.uri, f"Split-{TEST}")
     tf.io.gfile.makedirs(test_dir)
-    test_examples = ips_split.write_weighted_split(_split_files(index.get(span), TEST),
-                                                   os.path.join(test_dir, f"{day}-ips.gz"), curve)
+    blessed_on = [EVAL, TEST] if bless_on_eval_pages else [TEST]
+    test_examples = ips_split.write_weighted_split(
+        [path for split in blessed_on for path in _split_files(index.get(span), split)],
+        os.path.join(test_dir, f"{day}-ips.gz"), curve)
 
     window.split_names = artifact_utils.encode_split_names([TRAIN, EVAL, TEST])
     window.span = span
@@ -101,6 +105,7 @@ def SpanWindow(  # noqa: N802 (TFX component names are classes)
     window.set_float_custom_property("replay_fraction", float(replay_fraction))
     window.set_int_custom_property("reuse_holdout", int(bool(reuse_holdout)))
     window.set_int_custom_property("test_examples", test_examples)
+    window.set_json_value_custom_property("test_splits", blessed_on)
     window.set_json_value_custom_property("ips_curve", [round(float(v), 4) for v in curve[:ips_split.CURVE_ENTRIES]])
     window.set_float_custom_property("ips_max_weight", float(propensity.MAX_WEIGHT))
 

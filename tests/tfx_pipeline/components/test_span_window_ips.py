@@ -1,4 +1,4 @@
-"""SpanWindow's blessing data: the newest span's test split with inverse-propensity weights.
+"""SpanWindow's blessing data: the newest span's test split (or eval and test splits) with inverse-propensity weights.
 
 Two generated days through the pipeline's own ExampleGen, StatisticsGen, schema, data gate and
 SpanWindow (a LocalDagRunner partial run that stops at SpanWindow: no training).
@@ -42,7 +42,7 @@ def _stripped(example: tf.train.Example) -> bytes:
     return copy.SerializeToString(deterministic=True)
 
 
-def _run_to_span_window(data, home, day):
+def _run_to_span_window(data, home, day, **settings):
     from tfx import v1 as tfx
     from tfx.orchestration import pipeline as tfx_pipeline_lib
 
@@ -50,7 +50,7 @@ def _run_to_span_window(data, home, day):
     from tfx_pipeline.lineage import Lineage
     from tfx_pipeline.pipeline import create_pipeline
 
-    config = PipelineConfig(data_root=str(data), home=str(home), span=day)
+    config = PipelineConfig(data_root=str(data), home=str(home), span=day, **settings)
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config),
                                            run_options=tfx_pipeline_lib.RunOptions(to_nodes=["SpanWindow"]))
     lineage = Lineage(tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
@@ -59,10 +59,15 @@ def _run_to_span_window(data, home, day):
 
 
 @pytest.fixture(scope="module")
-def windows(tmp_path_factory):
+def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("window")
     simulate(root / "data", DAY1, 2, requests_per_day=300, seed=5)
-    return [_run_to_span_window(root / "data", root / "home", day) for day in (DAY1, DAY2)]
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def windows(data):
+    return [_run_to_span_window(data, data.parent / "home", day) for day in (DAY1, DAY2)]
 
 
 def test_the_test_split_is_the_newest_spans_own_with_weights_added(windows):
@@ -74,6 +79,21 @@ def test_the_test_split_is_the_newest_spans_own_with_weights_added(windows):
         assert len(test) == len(source) == _custom(window, "test_examples") > 0
         assert [_stripped(e) for e in test] == [e.SerializeToString(deterministic=True) for e in source]
         assert {_value(e, "request_id").decode()[:9] for e in test} == {f"r{day:%Y%m%d}"}
+        assert _custom(window, "test_splits") == ["test"]
+
+
+def test_blessing_on_the_held_out_pages_reads_the_newest_spans_eval_and_test_pages(data, tmp_path):
+    # --bless-pages held-out: twice the pages for the Evaluator; the Trainer's eval split is unchanged.
+    window, ingested = _run_to_span_window(data, tmp_path / "home", DAY1, bless_pages="held-out")
+    test = _examples(os.path.join(window.uri, f"Split-{TEST}"))
+    source = [e for split in ("eval", "test") for e in _examples(os.path.join(ingested.uri, f"Split-{split}"))]
+    assert [_stripped(e) for e in test] == [e.SerializeToString(deterministic=True) for e in source]
+    assert len(test) == _custom(window, "test_examples") > len(_examples(os.path.join(ingested.uri, "Split-test")))
+    assert _custom(window, "test_splits") == ["eval", "test"]
+    assert all(_value(e, IPS_WEIGHT_KEY) >= 1.0 for e in test)
+    trainer_eval = _examples(os.path.join(window.uri, "Split-eval"))
+    assert sorted(e.SerializeToString(deterministic=True) for e in trainer_eval) == sorted(
+        e.SerializeToString(deterministic=True) for e in _examples(os.path.join(ingested.uri, "Split-eval")))
 
 
 def test_weights_are_clipped_inverse_propensities_from_the_windows_train_splits(windows):
