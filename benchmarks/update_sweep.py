@@ -83,6 +83,10 @@ VARIANTS: dict[str, tuple] = {
     "rowrate0.5_holdout_2pass": (0.0, {"warm_start_epochs": 2, "reuse_holdout": True}),
     "rowrate0.5_no_holdout_2pass": (0.0, {"warm_start_epochs": 2, "reuse_holdout": False}),
     "full_retrain_no_holdout": (1.0, {"reuse_holdout": False}, {"warm": False}),
+    # The product's update, served only when blessed, blessed on the new span's test pages or on its
+    # eval and test pages together (round 9, `--bless-pages`).
+    "default_bless_test": (0.0, {}, {"defaults": True, "follows_blessing": True, "bless_pages": "test"}),
+    "default_bless_held_out": (0.0, {}, {"defaults": True, "follows_blessing": True, "bless_pages": "held-out"}),
     # A diagnostic, not a candidate: full retraining's data and passes (whole window, 3 epochs)
     # from the previous model instead of from scratch. Matching full retraining says the chain's
     # gap is the data it sees; falling short says warm-starting itself costs.

@@ -28,10 +28,10 @@ RULES = ("lift_ips", "lift_unweighted", "auc_ndcg_ips", "auc_ndcg_unweighted",
          "lift_ips_held_out", "lift_unweighted_held_out")
 
 
-def product_rule(settings) -> str:
-    """The rule the pipeline applies with these settings."""
+def product_rule(settings, bless_pages: str | None = None) -> str:
+    """The rule the pipeline applies with these settings (on `bless_pages` when given)."""
     rule = "lift_ips" if settings.bless_weighting == "ips" else "lift_unweighted"
-    return rule + pages_suffix(settings.bless_pages)
+    return rule + pages_suffix(bless_pages or settings.bless_pages)
 
 
 def pages_suffix(bless_pages: str) -> str:

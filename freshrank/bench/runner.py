@@ -104,6 +104,7 @@ class _Tally:
     train_flops: int = 0
     window_examples: int = 0
     decisions: list[dict] = dataclasses.field(default_factory=list)  # one per update
+    rule: str | None = None  # the blessing rule it counts (None: the product's)
     # The served model's expected purchases per search on each scored span, for paired comparisons.
     per_search: list[np.ndarray] = dataclasses.field(default_factory=list)
 
@@ -280,7 +281,8 @@ def _run_strategy(strategy: Strategy, first_view: _View, stream: _Stream, settin
         decision["truth"] = bool(truth)
         decision["truth_margin_per_100"] = round(margin, 4)
         tally.decisions.append(decision)
-        blessed = decision[blessing.product_rule(settings)]
+        tally.rule = blessing.product_rule(settings, strategy.bless_pages)
+        blessed = decision[tally.rule]
         tally.candidates.append(candidate.expected(t + 1))
         if blessed or not strategy.follows_blessing:
             serving = latest = candidate
@@ -522,7 +524,7 @@ def _results(settings: BenchSettings, spans: list[StreamSpan], tallies: dict[str
             "train_seconds": round(tally.train_seconds, 2),
             "train_examples": tally.train_examples,
             "train_flops": tally.train_flops,
-            "blessed_updates": sum(d[rule] for d in tally.decisions),
+            "blessed_updates": sum(d[tally.rule or rule] for d in tally.decisions),
             "updates": len(tally.decisions),
             "window_examples": tally.window_examples,
             "update_seconds": round(tally.update_seconds, 2),

@@ -44,6 +44,9 @@ class Strategy:
     # Replay the same sample of an older span at every update (the pipeline draws a new one per
     # update); an ablation only.
     fixed_replay_sample: bool = False
+    # The new span's pages a strategy that follows blessing is blessed on (`--bless-pages`); None:
+    # the bench's setting. Lets one run compare two blessing rules' served chains, paired.
+    bless_pages: str | None = None
 
     def train_config(self, base: TrainConfig, epochs: int, warm_epochs: int) -> TrainConfig:
         if self.defaults:
