@@ -13,7 +13,7 @@ replays the decision rules over those records at several thresholds, without tra
   2026-12-08; with older files only the decisions that have it are replayed);
 - `always`: bless every candidate that clears the AUC floor.
 
-    .venv/bin/python benchmarks/blessing_rules.py /tmp/sweep/*/bench.json [--out table.md]
+    .venv/bin/python benchmarks/blessing_rules.py /tmp/sweep/*/bench.json [--strategy NAME] [--out table.md]
 """
 from __future__ import annotations
 
@@ -27,13 +27,15 @@ HELD_OUT = "_held_out"  # the estimate's key suffix for the eval and test pages 
 MIN_AUC = 0.52
 
 
-def decisions(paths: list[str]) -> list[dict]:
+def decisions(paths: list[str], strategies: list[str] | None = None) -> list[dict]:
+    """Every recorded decision in `paths`, or only those of the named strategies."""
     found = []
     for path in paths:
         with open(path) as f:
             bench = json.load(f)
-        for series in bench["series"].values():
-            found.extend(d for d in series["decisions"] if "ips_lift_estimate" in d)
+        for name, series in bench["series"].items():
+            if not strategies or name in strategies:
+                found.extend(d for d in series["decisions"] if "ips_lift_estimate" in d)
     return found
 
 
@@ -98,8 +100,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench_json", nargs="+")
     parser.add_argument("--out")
+    parser.add_argument("--strategy", action="append",
+                        help="only this strategy's decisions (repeatable; default: all); a sweep's two "
+                             "variants that differ only in their blessing decide the same updates twice")
     args = parser.parse_args()
-    found = decisions(args.bench_json)
+    found = decisions(args.bench_json, args.strategy)
     with_held_out = [d for d in found if f"ips_lift_estimate{HELD_OUT}" in d]
     if with_held_out and len(with_held_out) < len(found):
         print(f"{len(found) - len(with_held_out)} decisions predate the held-out estimate: replaying the "
