@@ -1,6 +1,6 @@
-"""The blessing data: the newest span's test split with inverse-propensity weights added.
+"""The blessing data: the newest span's held-out pages with inverse-propensity weights added.
 
-The test split's pages were ordered by another ranker (legacy, or the serving model). A purchase
+Those pages (its eval and test splits, or its test split alone: `--bless-pages`) were ordered by another ranker (legacy, or the serving model). A purchase
 at position 8 is rarer than one at position 1 partly because fewer shoppers look that far, so an
 unweighted metric favours whichever model imitates the logged order, usually the serving model
 itself. Each example gets `ips_weight` = 1 / P(examined | position), clipped
@@ -48,7 +48,7 @@ def read_columns(files: list[str], dtypes: dict[str, tf.dtypes.DType]) -> dict[s
 
 
 def write_weighted_split(test_files: list[str], out_path: str, curve: np.ndarray) -> int:
-    """Writes the examples of `test_files` to `out_path` with ips_weight, ips_gain and the curve;
+    """Writes the examples of `test_files` (the pages blessing reads) to `out_path` with ips_weight, ips_gain and the curve;
     returns the count."""
     examples = [tf.train.Example.FromString(record) for record in
                 tf.data.TFRecordDataset(test_files, compression_type="GZIP").as_numpy_iterator()]

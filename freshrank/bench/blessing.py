@@ -1,13 +1,14 @@
 """The bench's blessing rules, computed on what the logs hold, and how often each is right.
 
 The pipeline's Evaluator (tfx_pipeline/evaluation.py) blesses a candidate when, on the new span's
-test split, its AUC reaches `min_auc` and its estimated purchases (the paired inverse-propensity
+held-out pages (`--bless-pages`: eval and test, or test alone), its AUC reaches `min_auc` and its estimated purchases (the paired inverse-propensity
 estimate of tfx_pipeline/purchase_lift.py) fall no more than `bless_tolerance` standard errors below
 the serving model's. With `ips` weighting (the default) the estimate and the AUC are weighted by
 inverse examination propensity estimated from the window's logs (trainer/propensity.py).
 
-The bench computes four rules side by side on every update - the purchase lift (`lift_*`, the
-pipeline's) and the rule it replaced (`auc_ndcg_*`: AUC and NDCG@10 no lower than the serving
+The bench computes six rules side by side on every update - the purchase lift on the new span's
+test pages (`lift_*`) and on its eval and test pages together (`lift_*_held_out`, the pipeline's
+default pages), and the rule it replaced (`auc_ndcg_*`: AUC and NDCG@10 no lower than the serving
 model's), each unweighted and IPS-weighted - and compares each decision with the truth the market
 knows: is the candidate's order of the next span's searches better, in expected purchases, than
 the serving model's? `agreement` is the share of updates where a rule's decision matches that
