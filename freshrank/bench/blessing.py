@@ -7,8 +7,8 @@ the serving model's. With `ips` weighting (the default) the estimate and the AUC
 inverse examination propensity estimated from the window's logs (trainer/propensity.py).
 
 The bench computes six rules side by side on every update - the purchase lift on the new span's
-test pages (`lift_*`) and on its eval and test pages together (`lift_*_held_out`, the pipeline's
-default pages), and the rule it replaced (`auc_ndcg_*`: AUC and NDCG@10 no lower than the serving
+test pages (`lift_*`) and on its eval and test pages together (`lift_*_held_out`, `--bless-pages
+held-out`), and the rule it replaced (`auc_ndcg_*`: AUC and NDCG@10 no lower than the serving
 model's), each unweighted and IPS-weighted - and compares each decision with the truth the market
 knows: is the candidate's order of the next span's searches better, in expected purchases, than
 the serving model's? `agreement` is the share of updates where a rule's decision matches that

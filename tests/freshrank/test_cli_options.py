@@ -74,7 +74,7 @@ def test_watch_and_compile_pass_every_flag_to_the_configs(tmp_path, monkeypatch)
     monkeypatch.setattr(kubeflow, "compile_pipeline", compile_pipeline)
     (tmp_path / "data").mkdir()
     flags = ["--window", "3", "--from-scratch", "--model-name", "shop", "--min-auc", "0.6", "--bless-tolerance", "2",
-             "--bless-weighting", "none", "--bless-pages", "test", "--no-label-position-check", "--beam-runner", "flink",
+             "--bless-weighting", "none", "--bless-pages", "held-out", "--no-label-position-check", "--beam-runner", "flink",
              "--beam-arg=--flink_master=host:8081", "--epochs", "4", "--warm-start-epochs", "1",
              "--replay-fraction", "0.2", "--update-mode", "partial", "--distribution", "mirrored"]
     watch = ["watch", "--data", str(tmp_path / "data"), "--home", str(tmp_path / "home"), "--once",
@@ -87,7 +87,7 @@ def test_watch_and_compile_pass_every_flag_to_the_configs(tmp_path, monkeypatch)
         config = seen[-1]
         assert (config.window, config.from_scratch, config.model_name, config.min_auc) == (3, True, "shop", 0.6)
         assert (config.bless_tolerance, config.bless_weighting, config.bless_pages, config.label_position_check) \
-            == (2.0, "none", "test", False)
+            == (2.0, "none", "held-out", False)
         assert "--runner=FlinkRunner" in config.beam_pipeline_args
         assert "--flink_master=host:8081" in config.beam_pipeline_args
         train = config.train

@@ -74,31 +74,30 @@ def _serialized(examples: list[tf.train.Example]) -> list[bytes]:
     return [e.SerializeToString(deterministic=True) for e in examples]
 
 
-def test_the_test_split_is_the_newest_spans_held_out_pages_with_weights_added(windows):
-    # The default (--bless-pages held-out): the newest span's eval and test pages, twice the test
-    # pages for the Evaluator; the Trainer's eval split stays the eval pages alone.
+def test_the_test_split_is_the_newest_spans_own_with_weights_added(windows):
     for (window, ingested), day in zip(windows, (DAY1, DAY2), strict=True):
         assert sorted(os.listdir(window.uri)) == ["Split-eval", "Split-test", "Split-train"]
         assert json.loads(window.properties["split_names"].string_value) == ["train", "eval", "test"]
         test = _examples(os.path.join(window.uri, f"Split-{TEST}"))
-        source = [e for split in ("eval", "test") for e in _examples(os.path.join(ingested.uri, f"Split-{split}"))]
-        assert len(test) == len(source) == _custom(window, "test_examples")
-        assert len(test) > len(_examples(os.path.join(ingested.uri, f"Split-{TEST}"))) > 0
+        source = _examples(os.path.join(ingested.uri, f"Split-{TEST}"))
+        assert len(test) == len(source) == _custom(window, "test_examples") > 0
         assert [_stripped(e) for e in test] == _serialized(source)
         assert {_value(e, "request_id").decode()[:9] for e in test} == {f"r{day:%Y%m%d}"}
-        assert _custom(window, "test_splits") == ["eval", "test"]
-        assert sorted(_serialized(_examples(os.path.join(window.uri, "Split-eval")))) == sorted(
-            _serialized(_examples(os.path.join(ingested.uri, "Split-eval"))))
+        assert _custom(window, "test_splits") == ["test"]
 
 
-def test_blessing_on_the_test_pages_alone_reads_the_newest_spans_test_split(data, tmp_path):
-    window, ingested = _run_to_span_window(data, tmp_path / "home", DAY1, bless_pages="test")
+def test_blessing_on_the_held_out_pages_reads_the_newest_spans_eval_and_test_pages(data, tmp_path):
+    # --bless-pages held-out: twice the pages for the Evaluator; the Trainer's eval split stays the
+    # newest span's eval pages alone.
+    window, ingested = _run_to_span_window(data, tmp_path / "home", DAY1, bless_pages="held-out")
     test = _examples(os.path.join(window.uri, f"Split-{TEST}"))
-    source = _examples(os.path.join(ingested.uri, f"Split-{TEST}"))
+    source = [e for split in ("eval", "test") for e in _examples(os.path.join(ingested.uri, f"Split-{split}"))]
     assert [_stripped(e) for e in test] == _serialized(source)
-    assert len(test) == _custom(window, "test_examples") > 0
-    assert _custom(window, "test_splits") == ["test"]
+    assert len(test) == _custom(window, "test_examples") > len(_examples(os.path.join(ingested.uri, "Split-test")))
+    assert _custom(window, "test_splits") == ["eval", "test"]
     assert all(_value(e, IPS_WEIGHT_KEY) >= 1.0 for e in test)
+    assert sorted(_serialized(_examples(os.path.join(window.uri, "Split-eval")))) == sorted(
+        _serialized(_examples(os.path.join(ingested.uri, "Split-eval"))))
 
 
 def test_weights_are_clipped_inverse_propensities_from_the_windows_train_splits(windows):
