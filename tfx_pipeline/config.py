@@ -46,8 +46,8 @@ class PipelineConfig:
     pipeline_name: str = "freshrank"
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     # Blessing: an AUC floor always, and against the serving model, estimated purchases on the
-    # newest span's held-out pages (`bless_pages`: eval and test, or test alone) no lower than the serving model's by more than `bless_tolerance`
-    # standard errors (tfx_pipeline/purchase_lift.py); IPS-weighted unless "none". 1.645: refused
+    # newest span's test pages (`bless_pages`: or its eval and test pages) no lower than the serving
+    # model's by more than `bless_tolerance` standard errors (tfx_pipeline/purchase_lift.py); IPS-weighted unless "none". 1.645: refused
     # only when the logs show it sells less at the one-sided 5% level. Measured against the
     # market's truth (docs/warm-start.md, round 7): at one standard error the rule refused better
     # candidates more often than it caught worse ones.

@@ -1,7 +1,8 @@
 """What "at least as good as the serving model" means: TFMA metrics and blessing thresholds.
 
-The Evaluator reads SpanWindow's `test` split: the newest span's held-out pages (its eval and
-test pages, or with `--bless-pages test` its test pages alone) with `ips_weight` and `ips_gain` added (tfx_pipeline/ips_split.py). Metrics: AUC of `purchased` over
+The Evaluator reads SpanWindow's `test` split: the newest span's test pages (with `--bless-pages
+held-out` its eval and test pages) with `ips_weight` and `ips_gain` added
+(tfx_pipeline/ips_split.py). Metrics: AUC of `purchased` over
 all impressions, and NDCG@10 with `purchased` as gain over each result page (`request_id`);
 TFMA skips pages without a purchase, which have no ideal order.
 

@@ -1,12 +1,13 @@
 """The blessing data: the newest span's held-out pages with inverse-propensity weights added.
 
-Those pages (its eval and test splits, or its test split alone: `--bless-pages`) were ordered by another ranker (legacy, or the serving model). A purchase
-at position 8 is rarer than one at position 1 partly because fewer shoppers look that far, so an
-unweighted metric favours whichever model imitates the logged order, usually the serving model
-itself. Each example gets `ips_weight` = 1 / P(examined | position), clipped
-(trainer/propensity.py), `ips_gain` = purchased x ips_weight, which TFMA's NDCG takes as its
-gain (it accepts one weight per page, not one per impression), and the curve itself, with which the
-purchase-lift metric blesses (tfx_pipeline/purchase_lift_metric.py).
+Those pages (its test split, or with `--bless-pages held-out` its eval and test splits) were
+ordered by another ranker (legacy, or the serving model). A purchase at position 8 is rarer than
+one at position 1 partly because fewer shoppers look that far, so an unweighted metric favours
+whichever model imitates the logged order, usually the serving model itself. Each example gets
+`ips_weight` = 1 / P(examined | position), clipped (trainer/propensity.py), `ips_gain` =
+purchased x ips_weight, which TFMA's NDCG takes as its gain (it accepts one weight per page, not
+one per impression), and the curve itself, with which the purchase-lift metric blesses
+(tfx_pipeline/purchase_lift_metric.py).
 
 The examination curve is fitted to the clicks of the window's train splits by the position-based
 click model (EM over products): only what the logs hold, no oracle, and several spans keep one

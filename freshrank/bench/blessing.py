@@ -1,9 +1,9 @@
 """The bench's blessing rules, computed on what the logs hold, and how often each is right.
 
 The pipeline's Evaluator (tfx_pipeline/evaluation.py) blesses a candidate when, on the new span's
-held-out pages (`--bless-pages`: eval and test, or test alone), its AUC reaches `min_auc` and its estimated purchases (the paired inverse-propensity
-estimate of tfx_pipeline/purchase_lift.py) fall no more than `bless_tolerance` standard errors below
-the serving model's. With `ips` weighting (the default) the estimate and the AUC are weighted by
+test pages (with `--bless-pages held-out` its eval and test pages), its AUC reaches `min_auc` and
+its estimated purchases (the paired inverse-propensity estimate of tfx_pipeline/purchase_lift.py)
+fall no more than `bless_tolerance` standard errors below the serving model's. With `ips` weighting (the default) the estimate and the AUC are weighted by
 inverse examination propensity estimated from the window's logs (trainer/propensity.py).
 
 The bench computes six rules side by side on every update - the purchase lift on the new span's
@@ -21,7 +21,7 @@ import numpy as np
 from freshrank.bench import metrics
 from freshrank.bench.scoring import read_split
 from tfx_pipeline import purchase_lift
-from tfx_pipeline.config import HELD_OUT_PAGES
+from tfx_pipeline.config import HELD_OUT_PAGES, TEST_PAGES
 from trainer import propensity
 
 WEIGHTINGS = ("ips", "none")
@@ -61,26 +61,25 @@ def decide(candidate, serving, t: int, curve: np.ndarray, settings) -> dict:
     """Every rule's decision on the update through span t, and the figures behind them.
 
     `candidate` and `serving` are the bench's model views (their `test(t)` scores span t's test
-    split, `held_out(t)` its eval and test splits). The `*_held_out` rules are the lift rules on
-    both splits: twice the pages, so a standard error about 0.7 of the test split's.
+    split, `held_out(t)` its eval and test splits). The `*_held_out` lift rules read both splits:
+    twice the pages, so a standard error about 0.7 of the test split's.
     """
     out: dict = {"span": t}
-    new_c, new_s = candidate.test(t), serving.test(t)
-    wide_c, wide_s = candidate.held_out(t), serving.held_out(t)
+    pages = {pages_suffix(TEST_PAGES): (candidate.test(t), serving.test(t)),
+             pages_suffix(HELD_OUT_PAGES): (candidate.held_out(t), serving.held_out(t))}
     for weighting, weights in (("unweighted", None), ("ips", curve)):
-        metrics_c, metrics_s = _metrics(new_c, weights), _metrics(new_s, weights)
-        floor = bool(metrics_c["auc"] >= settings.min_auc)
-        gain = purchase_lift.lift(new_c.groups, new_c.positions, new_c.labels, new_c.scores, new_s.scores,
-                                  curve, weighted=weighting == "ips")
-        out[f"lift_{weighting}"] = floor and gain.blesses(settings.bless_tolerance)
-        out[f"auc_ndcg_{weighting}"] = floor and _no_worse(metrics_c, metrics_s)
-        out[f"{weighting}_metrics"] = {"new": {"candidate": _rounded(metrics_c), "serving": _rounded(metrics_s)}}
-        out[f"{weighting}_lift_estimate"] = gain.to_json()
-        wide_floor = bool(_metrics(wide_c, weights)["auc"] >= settings.min_auc)
-        wide_gain = purchase_lift.lift(wide_c.groups, wide_c.positions, wide_c.labels, wide_c.scores,
-                                       wide_s.scores, curve, weighted=weighting == "ips")
-        out[f"lift_{weighting}_held_out"] = wide_floor and wide_gain.blesses(settings.bless_tolerance)
-        out[f"{weighting}_lift_estimate_held_out"] = wide_gain.to_json()
+        for suffix, (scored_c, scored_s) in pages.items():
+            metrics_c = _metrics(scored_c, weights)
+            floor = bool(metrics_c["auc"] >= settings.min_auc)
+            gain = purchase_lift.lift(scored_c.groups, scored_c.positions, scored_c.labels, scored_c.scores,
+                                      scored_s.scores, curve, weighted=weighting == "ips")
+            out[f"lift_{weighting}{suffix}"] = floor and gain.blesses(settings.bless_tolerance)
+            out[f"{weighting}_lift_estimate{suffix}"] = gain.to_json()
+            if suffix == pages_suffix(TEST_PAGES):  # the AUC/NDCG rule and its figures: the test pages
+                metrics_s = _metrics(scored_s, weights)
+                out[f"auc_ndcg_{weighting}"] = floor and _no_worse(metrics_c, metrics_s)
+                out[f"{weighting}_metrics"] = {"new": {"candidate": _rounded(metrics_c),
+                                                       "serving": _rounded(metrics_s)}}
     return out
 
 
