@@ -35,7 +35,7 @@ from tfx.types.channel import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
 
 from schemas import SCHEMA_PATH
-from tfx_pipeline import beam
+from tfx_pipeline import beam, tfx_package
 from tfx_pipeline.components.atomic_pusher import AtomicPusher
 from tfx_pipeline.components.span_window import SpanWindow
 from tfx_pipeline.config import HELD_OUT_PAGES, KUBEFLOW, PipelineConfig
@@ -84,6 +84,8 @@ def platform_for(config: PipelineConfig) -> Platform:
 def create_pipeline(config: PipelineConfig, platform: Platform | None = None) -> tfx_pipeline_lib.Pipeline:
     platform = platform or platform_for(config)
     beam_args = config.beam_pipeline_args or default_beam_args()
+    if beam.runs_in_process(beam_args):  # no 49 MB TFX sdist per Beam component and run
+        tfx_package.skip_sdist_for_in_process_beam()
     range_config, window_size = platform.range_config, platform.window_size
     # An hourly span reaches ExampleGen staged under its span number (tfx_pipeline/hourly_ingest.py).
     hourly = {"interval": HOUR} if config.interval == HOUR else {}
