@@ -84,8 +84,7 @@ def platform_for(config: PipelineConfig) -> Platform:
 def create_pipeline(config: PipelineConfig, platform: Platform | None = None) -> tfx_pipeline_lib.Pipeline:
     platform = platform or platform_for(config)
     beam_args = config.beam_pipeline_args or default_beam_args()
-    if beam.runs_in_process(beam_args):  # no 49 MB TFX sdist per Beam component and run
-        tfx_package.skip_sdist_for_in_process_beam()
+    tfx_package.skip_sdist_for_in_process_beam()  # no 49 MB TFX sdist per in-process Beam component and run
     range_config, window_size = platform.range_config, platform.window_size
     # An hourly span reaches ExampleGen staged under its span number (tfx_pipeline/hourly_ingest.py).
     hourly = {"interval": HOUR} if config.interval == HOUR else {}

@@ -3,7 +3,8 @@
 The pipeline's Evaluator (tfx_pipeline/evaluation.py) blesses a candidate when, on the new span's
 test pages (with `--bless-pages held-out` its eval and test pages), its AUC reaches `min_auc` and
 its estimated purchases (the paired inverse-propensity estimate of tfx_pipeline/purchase_lift.py)
-fall no more than `bless_tolerance` standard errors below the serving model's. With `ips` weighting (the default) the estimate and the AUC are weighted by
+fall no more than `bless_tolerance` standard errors below the serving model's. With `ips`
+weighting (the default) the estimate and the AUC are weighted by
 inverse examination propensity estimated from the window's logs (trainer/propensity.py).
 
 The bench computes six rules side by side on every update - the purchase lift on the new span's

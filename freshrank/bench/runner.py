@@ -261,7 +261,7 @@ def _run_strategy(strategy: Strategy, first_view: _View, stream: _Stream, settin
                   models_dir: str, say: Callable[[str], None]) -> _Tally:
     """Every update of one strategy from the shared first model, each scored on its next span."""
     spans, name = stream.spans, strategy.name
-    tally, serving = _Tally(), first_view
+    tally, serving = _Tally(rule=blessing.product_rule(settings, strategy.bless_pages)), first_view
     latest = serving  # what the next update starts from
     tally.early.append(first_view.early())
     for t in range(1, settings.days - 1):
@@ -281,7 +281,6 @@ def _run_strategy(strategy: Strategy, first_view: _View, stream: _Stream, settin
         decision["truth"] = bool(truth)
         decision["truth_margin_per_100"] = round(margin, 4)
         tally.decisions.append(decision)
-        tally.rule = blessing.product_rule(settings, strategy.bless_pages)
         blessed = decision[tally.rule]
         tally.candidates.append(candidate.expected(t + 1))
         if blessed or not strategy.follows_blessing:
